@@ -1,0 +1,55 @@
+# Adaptive live migration: patched QEMU (Debian's source + patches/),
+# KVM patches, test guest, harness, tests.  Run as root on Debian bookworm.
+#
+#   make demo     set up everything, then migrate the test guest
+#   make check    set up everything, then run all tests
+#
+# Every target is idempotent.
+
+SHELL := /bin/sh
+TOP := $(CURDIR)
+STAMP := /var/lib/adaptive-migration
+
+.PHONY: all setup qemu build guest patches check-patch-sync demo check \
+        clean distclean help
+
+all: build guest
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+setup:
+	scripts/setup-host.sh
+
+# Create qemu/ from Debian's source and apply patches/ (refuses to destroy
+# work that is not exported).
+qemu: setup
+	scripts/prepare-qemu
+
+build: qemu
+	scripts/build-qemu
+
+guest: setup
+	scripts/build-guest
+
+# Export the commits in qemu/ since the base into patches/.
+patches:
+	scripts/export-patches
+
+check-patch-sync:
+	scripts/check-patch-sync
+
+demo: build guest
+	scripts/demo
+
+check: build guest
+	tests/run
+
+# Removes build products only; qemu/ is kept (it may hold your work).
+clean:
+	rm -rf out qemu/build
+
+# Removes qemu/ too, but only when everything in it is in patches/.
+distclean:
+	scripts/check-patch-sync
+	rm -rf out qemu .cache
