@@ -11,7 +11,7 @@ TOP := $(CURDIR)
 STAMP := /var/lib/adaptive-migration
 
 .PHONY: all setup qemu build guest patches check-patch-sync demo check \
-        clean distclean help
+        bench-tracker clean distclean help
 
 all: build guest
 
@@ -44,6 +44,10 @@ demo: build guest
 
 check: build guest
 	tests/run
+
+# Guest throughput with the access-rate tracker on vs off (a ratio).
+bench-tracker: build guest
+	scripts/bench-tracker
 
 # Removes build products only; qemu/ is kept (it may hold your work).
 clean:
