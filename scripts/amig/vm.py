@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -251,11 +252,11 @@ class Workdir:
     """A private directory for sockets and logs; kept on failure."""
 
     def __init__(self, base=None, keep=False):
-        base = base or os.path.join(TOP, 'out', 'run')
+        # Short paths: unix socket paths are limited to 107 bytes, and a
+        # clone may live deep in the file system.
+        base = base or os.environ.get('AMIG_RUNDIR', '/tmp/amig')
         os.makedirs(base, exist_ok=True)
-        self.path = os.path.join(base, '%d-%d' % (os.getpid(),
-                                                  int(time.time() * 1000)))
-        os.makedirs(self.path)
+        self.path = tempfile.mkdtemp(prefix='%d-' % os.getpid(), dir=base)
         self.keep = keep
 
     def done(self, ok):
