@@ -142,9 +142,7 @@ static void verify(void)
             drops++;
         }
     }
-    if (drops) {
-        bad += drops;
-    }
+    bad += drops;
     if (bad) {
         report("AMWORK VERIFY pid=%d mode=%s pages=%zu gen=%llu FAIL bad=%zu first=%zd\n",
                getpid(), mode_name, npages,
