@@ -3,7 +3,7 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=$top/qemu/build
-for t in test-access-window; do
+for t in test-access-window test-adaptive-model; do
     ninja -C "$B" "tests/unit/$t" > /dev/null
     "$B/tests/unit/$t"
 done
