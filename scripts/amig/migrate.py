@@ -62,22 +62,24 @@ def wait_migration(src, timeout, poll=0.1, on_poll=None):
 
 
 def migrate(src, dst, mode, bandwidth_mib=64, downtime_ms=300,
-            timeout=300, uri=None):
+            timeout=300, uri=None, adaptive_params=None):
     """Migrate SRC into DST (started with -incoming defer).
 
-    MODE is 'precopy' or 'postcopy' (post-copy starts right away, as
-    'migrate-start-postcopy' issued at the start of the migration).
-    Returns a result dictionary."""
+    MODE is 'precopy', 'postcopy' (post-copy starts right away, as
+    'migrate-start-postcopy' issued at the start of the migration) or
+    'adaptive' (the 'adaptive' capability chooses; ADAPTIVE_PARAMS are
+    extra migration parameters for it).  Returns a result dictionary."""
     uri = uri or 'unix:%s' % os.path.join(dst.dir, 'migrate.sock')
     caps = {'events': True}
-    if mode == 'postcopy':
+    if mode in ('postcopy', 'adaptive'):
         caps['postcopy-ram'] = True
-    set_caps(src, caps)
+    set_caps(src, dict(caps, adaptive=True) if mode == 'adaptive' else caps)
     set_caps(dst, caps)
     params = {'max-bandwidth': int(bandwidth_mib * MiB),
               'downtime-limit': int(downtime_ms)}
-    if mode == 'postcopy':
+    if mode in ('postcopy', 'adaptive'):
         params['max-postcopy-bandwidth'] = int(bandwidth_mib * MiB)
+    params.update(adaptive_params or {})
     src.cmd('migrate-set-parameters', **params)
     dst.cmd('migrate-incoming', uri=uri)
     t0 = time.monotonic()
@@ -86,6 +88,7 @@ def migrate(src, dst, mode, bandwidth_mib=64, downtime_ms=300,
         src.cmd('migrate-start-postcopy')
     info = wait_migration(src, timeout)
     wall = time.monotonic() - t0
+    adaptive = info.get('adaptive')
     stop_t = event_time(src, 'STOP')
     ram = info.get('ram', {})
     res = {
@@ -105,6 +108,9 @@ def migrate(src, dst, mode, bandwidth_mib=64, downtime_ms=300,
         'bandwidth-mib': bandwidth_mib,
         'downtime-limit-ms': downtime_ms,
     }
+    if adaptive:
+        res['adaptive'] = adaptive
+        res['mode'] = 'adaptive:%s' % adaptive.get('algorithm', '?')
     if res['status'] == 'completed':
         deadline = time.monotonic() + 30
         while dst.status() != 'running':
@@ -134,7 +140,7 @@ def event_time(vm, name):
 
 def run_case(workloads, mode, mem_mib=256, bandwidth_mib=64,
              downtime_ms=300, warmup_s=2.0, timeout=300, keep=False,
-             log=print):
+             log=print, adaptive_params=None):
     """Boot, load, migrate, verify.  Returns the result dictionary."""
     wd = Workdir(keep=keep)
     src = VM('src', wd.path, mem_mib=mem_mib)
@@ -148,7 +154,8 @@ def run_case(workloads, mode, mem_mib=256, bandwidth_mib=64,
         start_workloads(src, workloads)
         time.sleep(warmup_s)
         dst.start()
-        res = migrate(src, dst, mode, bandwidth_mib, downtime_ms, timeout)
+        res = migrate(src, dst, mode, bandwidth_mib, downtime_ms, timeout,
+                      adaptive_params=adaptive_params)
         res['workloads'] = list(workloads)
         res['boot-s'] = round(boot, 1)
         if res['status'] == 'completed':

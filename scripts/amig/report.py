@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 COLUMNS = [
+    ('guest', 'guest', '%s'),
     ('algorithm', 'mode', '%s'),
     ('status', 'status', '%s'),
     ('total ms', 'total-time-ms', '%d'),
@@ -25,6 +26,8 @@ def cell(row, key, fmt):
 
 def table(rows, columns=COLUMNS):
     head = [c[0] for c in columns]
+    columns = [c for c in columns
+               if any(r.get(c[1]) is not None for r in rows) or c[1] != 'guest']
     body = [[cell(r, k, f) for _, k, f in columns] for r in rows]
     w = [max(len(x) for x in col) for col in zip(head, *body)]
     line = '+' + '+'.join('-' * (n + 2) for n in w) + '+'
@@ -34,4 +37,35 @@ def table(rows, columns=COLUMNS):
         out.append('| ' + ' | '.join(x.rjust(n) for x, n in zip(b, w))
                    + ' |')
     out.append(line)
+    return '\n'.join(out)
+
+
+def decisions(rows):
+    """One paragraph per adaptive run: what it measured and why it chose."""
+    out = []
+    for r in rows:
+        a = r.get('adaptive')
+        if not a:
+            continue
+        out.append('%s: %s -> %s (%s)' % (
+            r.get('guest', '?'), a.get('class', '-'),
+            a.get('algorithm', '-'), a.get('reason', '')))
+        if 'read-mbps' in a:
+            out.append('    rates read %.1f / write %.1f MiB/s, working sets '
+                       'read %.1f / write %.1f MiB, memberships r %.2f w %.2f '
+                       'm %.2f, window %s' % (
+                           a['read-mbps'], a['write-mbps'],
+                           a['read-working-set'], a['write-working-set'],
+                           a['membership-read'], a['membership-write'],
+                           a['membership-mixed'],
+                           'warm' if a['warm-window'] else 'measured'))
+        for e in a.get('estimates', []):
+            if e['converges']:
+                est = 'total %.2f s' % e['total-time']
+                if 'downtime' in e:
+                    est += ', downtime %.3f s' % e['downtime']
+            else:
+                est = 'does not converge'
+            out.append('    predicted %-8s %-11s %s' % (
+                e['algorithm'], e['model'], est))
     return '\n'.join(out)

@@ -1,0 +1,198 @@
+#!/usr/bin/python3
+"""The 'adaptive' migration capability on real TCG guests.
+
+A read-heavy guest is migrated by pre-copy and a write-heavy one by
+post-copy, each chosen by QEMU itself, with the guest's memory verified on
+the destination; the decision is visible over QMP and HMP; bad parameters
+and a missing 'postcopy-ram' are refused with clear errors; migrate_cancel
+while measuring leaves the source running intact; a warm tracker window
+is used instead of measuring; peers make the classification a gang one.
+"""
+# SPDX-License-Identifier: GPL-2.0-or-later
+import os
+import sys
+import time
+import unittest
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(TOP, 'scripts'))
+from amig.migrate import (migrate, run_case, set_caps,  # noqa: E402
+                          start_workloads, verify_workloads, wait_migration)
+from amig.vm import VM, Workdir  # noqa: E402
+
+FAST = {'adaptive-window': 3000}
+READ = ['hold 32', 'read 8']
+WRITE = ['hold 32', 'write 8']
+
+
+class Pair:
+    def __init__(self, workloads):
+        self.wd = Workdir()
+        self.src = VM('src', self.wd.path).start()
+        self.dst = VM('dst', self.wd.path, incoming=True)
+        self.src.wait_boot()
+        self.workloads = workloads
+        start_workloads(self.src, workloads)
+        self.dst.start()
+
+    def close(self):
+        self.src.stop()
+        self.dst.stop()
+        self.wd.done(True)
+
+
+class AdaptiveTest(unittest.TestCase):
+
+    def check(self, res, algorithm):
+        self.assertEqual(res['status'], 'completed', res)
+        self.assertEqual(res['integrity'], 'ok', res)
+        a = res['adaptive']
+        self.assertEqual(a['phase'], 'decided')
+        self.assertEqual(a['algorithm'], algorithm, a)
+        self.assertEqual(a['backend'], 'tcg')
+        self.assertIn('reason', a)
+        models = {(e['algorithm'], e['model']) for e in a['estimates']}
+        self.assertEqual(models, {('precopy', 'paper'),
+                                  ('postcopy', 'paper'),
+                                  ('precopy', 'working-set'),
+                                  ('postcopy', 'working-set')})
+        total = (a['membership-read'] + a['membership-write'] +
+                 a['membership-mixed'])
+        self.assertAlmostEqual(total, 1.0, places=6)
+        return a
+
+    def test_read_heavy_goes_precopy(self):
+        res = run_case(READ, 'adaptive', adaptive_params=FAST)
+        a = self.check(res, 'precopy')
+        self.assertEqual(a['class'], 'read')
+        self.assertEqual(res['postcopy-requests'], 0)
+        self.assertGreater(a['read-mbps'], 10 * a['write-mbps'])
+
+    def test_write_heavy_goes_postcopy(self):
+        res = run_case(WRITE, 'adaptive', adaptive_params=FAST)
+        a = self.check(res, 'postcopy')
+        self.assertEqual(a['class'], 'write')
+        self.assertGreater(res['postcopy-requests'], 0)
+        self.assertGreater(res['postcopy-bytes'], 0)
+
+    def test_hmp_and_gang_peers(self):
+        p = Pair(WRITE)
+        try:
+            out = p.src.hmp('migrate_set_parameter adaptive-peers '
+                            '170:5,90:80,40:120')
+            self.assertEqual(out, '')
+            out = p.src.hmp('info migrate_parameters')
+            self.assertIn('adaptive-peers: 170:5 90:80 40:120', out)
+            self.assertIn('adaptive-policy: guarded', out)
+            p.src.hmp('migrate_set_parameter adaptive-policy fcm')
+            res = migrate(p.src, p.dst, 'adaptive', adaptive_params=FAST)
+            self.assertEqual(res['status'], 'completed', res)
+            a = res['adaptive']
+            self.assertEqual(a['peers'], 3)
+            self.assertEqual(a['classifier'], 'fcm')
+            self.assertEqual(a['policy'], 'fcm')
+            self.assertEqual(a['class'], 'write')
+            self.assertEqual(a['algorithm'], 'postcopy')
+            out = p.src.hmp('info migrate')
+            self.assertIn('Adaptive: decided, policy fcm', out)
+            self.assertIn('class: write (fcm, 3 peers', out)
+            self.assertIn('algorithm: postcopy (fcm: write-intensive)', out)
+            self.assertIn('estimate precopy/working-set', out)
+            ok, lines = verify_workloads(p.dst, len(WRITE))
+            self.assertTrue(ok, lines)
+        finally:
+            p.close()
+
+    def test_bad_parameters(self):
+        wd = Workdir()
+        vm = VM('src', wd.path).start()
+        try:
+            bad = [({'adaptive-smoothing': 0}, 'adaptive_smoothing'),
+                   ({'adaptive-smoothing': 101}, 'adaptive_smoothing'),
+                   ({'adaptive-postcopy-share': 0},
+                    'adaptive_postcopy_share'),
+                   ({'adaptive-scan-period': 5}, 'scan-period-ms must be'),
+                   ({'adaptive-window': 1500}, 'window-ms must be'),
+                   ({'adaptive-peers': [{'read-mbps': -1,
+                                         'write-mbps': 3}]},
+                    'adaptive_peers'),
+                   ({'adaptive-policy': 'coin'}, "'coin'")]
+            for args, msg in bad:
+                res, err = vm.try_cmd('migrate-set-parameters', **args)
+                self.assertIsNotNone(err, args)
+                self.assertIn(msg, err)
+            params = vm.cmd('query-migrate-parameters')
+            self.assertEqual(params['adaptive-smoothing'], 30)
+            self.assertEqual(params['adaptive-window'], 10000)
+            out = vm.hmp('migrate_set_parameter adaptive-peers 1:x')
+            self.assertIn('is not READ:WRITE', out)
+            out = vm.hmp('migrate_set_parameter adaptive-objective fast')
+            self.assertIn("'fast'", out)
+            out = vm.hmp('migrate_set_capability adaptive on')
+            self.assertEqual(out, '')
+            caps = {c['capability']: c['state']
+                    for c in vm.cmd('query-migrate-capabilities')}
+            self.assertTrue(caps['adaptive'])
+        finally:
+            vm.stop()
+            wd.done(True)
+
+    def test_missing_postcopy_ram(self):
+        p = Pair(READ)
+        try:
+            set_caps(p.src, {'adaptive': True})
+            uri = 'unix:%s' % os.path.join(p.wd.path, 'mig.sock')
+            p.dst.cmd('migrate-incoming', uri=uri)
+            res, err = p.src.try_cmd('migrate', uri=uri)
+            self.assertIn("needs the 'postcopy-ram' capability", err or '')
+            self.assertEqual(p.src.status(), 'running')
+            ok, lines = verify_workloads(p.src, len(READ))
+            self.assertTrue(ok, lines)
+        finally:
+            p.close()
+
+    def test_cancel_while_measuring(self):
+        p = Pair(READ)
+        try:
+            set_caps(p.src, {'adaptive': True, 'postcopy-ram': True})
+            set_caps(p.dst, {'postcopy-ram': True})
+            uri = 'unix:%s' % os.path.join(p.wd.path, 'mig.sock')
+            p.dst.cmd('migrate-incoming', uri=uri)
+            p.src.cmd('migrate', uri=uri)
+            time.sleep(1.5)
+            info = p.src.cmd('query-migrate')
+            self.assertEqual(info['status'], 'setup')
+            self.assertEqual(info['adaptive']['phase'], 'measuring')
+            self.assertIn('Adaptive: measuring', p.src.hmp('info migrate'))
+            p.src.cmd('migrate_cancel')
+            info = wait_migration(p.src, 30)
+            self.assertEqual(info['status'], 'cancelled')
+            self.assertEqual(p.src.status(), 'running')
+            self.assertEqual(p.src.cmd('query-access-rate')['status'],
+                             'cancelled')
+            ok, lines = verify_workloads(p.src, len(READ))
+            self.assertTrue(ok, lines)
+        finally:
+            p.close()
+
+    def test_warm_window(self):
+        p = Pair(READ)
+        try:
+            p.src.cmd('calc-access-rate', continuous=True,
+                      **{'window-ms': 2000})
+            time.sleep(2.5)
+            res = migrate(p.src, p.dst, 'adaptive')
+            self.assertEqual(res['status'], 'completed', res)
+            a = res['adaptive']
+            self.assertTrue(a['warm-window'])
+            self.assertEqual(a['algorithm'], 'precopy')
+            # no 10 s measurement happened
+            self.assertLess(res['setup-time-ms'], 2000, res)
+            ok, lines = verify_workloads(p.dst, len(READ))
+            self.assertTrue(ok, lines)
+        finally:
+            p.close()
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
