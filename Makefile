@@ -10,7 +10,7 @@ SHELL := /bin/sh
 TOP := $(CURDIR)
 STAMP := /var/lib/adaptive-migration
 
-.PHONY: all setup qemu build guest patches check-patch-sync demo check \
+.PHONY: all setup qemu build guest gang patches check-patch-sync demo check \
         bench-tracker clean distclean help
 
 all: build guest
@@ -32,6 +32,13 @@ build: qemu
 guest: setup
 	scripts/build-guest
 
+# The gang coordinator (C, QMP over unix sockets, jansson).
+gang: setup out/amgang
+
+out/amgang: gang/amgang.c
+	mkdir -p out
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ gang/amgang.c -ljansson -lm
+
 # Export the commits in qemu/ since the base into patches/.
 patches:
 	scripts/export-patches
@@ -39,10 +46,10 @@ patches:
 check-patch-sync:
 	scripts/check-patch-sync
 
-demo: build guest
+demo: build guest gang
 	scripts/demo
 
-check: build guest
+check: build guest gang
 	tests/run
 
 # Guest throughput with the access-rate tracker on vs off (a ratio).
