@@ -51,7 +51,7 @@ PKGS="build-essential gcc-multilib git quilt dpkg-dev devscripts
       libcap-ng-dev libattr1-dev libaio-dev liburing-dev libzstd-dev
       libnuma-dev
       seabios busybox-static cpio gzip xz-utils zstd kmod
-      socat jq libjansson-dev"
+      socat jq libjansson-dev python3-matplotlib"
 BPO_PKGS="meson linux-image-6.12.95+deb12-amd64-unsigned"
 
 missing=""
