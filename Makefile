@@ -11,7 +11,7 @@ TOP := $(CURDIR)
 STAMP := /var/lib/adaptive-migration
 
 .PHONY: all setup qemu build guest gang patches check-patch-sync demo check \
-        bench-tracker clean distclean help
+        bench bench-tracker clean distclean help
 
 all: build guest
 
@@ -37,7 +37,7 @@ gang: setup out/amgang
 
 out/amgang: gang/amgang.c
 	mkdir -p out
-	$(CC) -O2 -Wall -Wextra -Werror -o $@ gang/amgang.c -ljansson -lm
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ gang/amgang.c -ljansson -lvirt -lvirt-qemu -lm
 
 # Export the commits in qemu/ since the base into patches/.
 patches:
@@ -51,6 +51,10 @@ demo: build guest gang
 
 check: build guest gang
 	tests/run
+
+# The paper's four-VM experiment, scaled (table, CSV, PNG in out/bench/).
+bench: build guest gang
+	scripts/bench-gang
 
 # Guest throughput with the access-rate tracker on vs off (a ratio).
 bench-tracker: build guest

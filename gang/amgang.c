@@ -25,6 +25,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/libvirt-qemu.h>
+#include <libvirt/virterror.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -44,7 +47,11 @@ typedef struct Qmp {
     int fd;
     FILE *in;
     char path[108];
+    /* or a libvirt domain, through virDomainQemuMonitorCommand() */
+    virDomainPtr dom;
 } Qmp;
+
+static virConnectPtr libvirt_conn;
 
 typedef enum { ST_OK, ST_FAILED, ST_MIGRATING, ST_DONE } VmState;
 
@@ -133,12 +140,42 @@ static json_t *qmp_read(Qmp *q)
     return j;
 }
 
+/* "libvirt:DOMAIN": QMP passthrough of libvirt's QEMU driver. */
+static int qmp_open_libvirt(Qmp *q, const char *name, char *err,
+                            size_t errlen)
+{
+    snprintf(q->path, sizeof(q->path), "libvirt:%s", name);
+    if (!libvirt_conn) {
+        libvirt_conn = virConnectOpen(getenv("AMGANG_LIBVIRT_URI") ?:
+                                      "qemu:///system");
+    }
+    if (!libvirt_conn) {
+        snprintf(err, errlen, "cannot connect to libvirt: %s",
+                 virGetLastErrorMessage());
+        return -1;
+    }
+    q->dom = virDomainLookupByName(libvirt_conn, name);
+    if (!q->dom) {
+        snprintf(err, errlen, "libvirt domain '%s': %s", name,
+                 virGetLastErrorMessage());
+        return -1;
+    }
+    if (virDomainIsActive(q->dom) != 1) {
+        snprintf(err, errlen, "libvirt domain '%s' is not running", name);
+        return -1;
+    }
+    return 0;
+}
+
 static int qmp_open(Qmp *q, const char *path, char *err, size_t errlen)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     struct timeval tv = { .tv_sec = 10 };
     json_t *greet, *r;
 
+    if (!strncmp(path, "libvirt:", 8)) {
+        return qmp_open_libvirt(q, path + 8, err, errlen);
+    }
     if (strlen(path) >= sizeof(sa.sun_path)) {
         snprintf(err, errlen, "socket path too long: %s", path);
         return -1;
@@ -179,6 +216,10 @@ static int qmp_open(Qmp *q, const char *path, char *err, size_t errlen)
 
 static void qmp_close(Qmp *q)
 {
+    if (q->dom) {
+        virDomainFree(q->dom);
+        q->dom = NULL;
+    }
     if (q->in) {
         fclose(q->in);
         q->in = NULL;
@@ -204,6 +245,25 @@ static json_t *qmp_cmd(Qmp *q, const char *cmd, json_t *args, char *err,
     }
     s = json_dumps(req, JSON_COMPACT);
     json_decref(req);
+    if (q->dom) {
+        char *res = NULL;
+        json_error_t jerr;
+
+        if (virDomainQemuMonitorCommand(q->dom, s, &res, 0) < 0) {
+            snprintf(err, errlen, "%s: %s: %s", q->path, cmd,
+                     virGetLastErrorMessage());
+            free(s);
+            return NULL;
+        }
+        free(s);
+        r = json_loads(res, 0, &jerr);
+        free(res);
+        if (!r) {
+            snprintf(err, errlen, "%s: %s: bad answer", q->path, cmd);
+            return NULL;
+        }
+        goto answer;
+    }
     if (q->fd < 0 || dprintf(q->fd, "%s\n", s) < 0) {
         snprintf(err, errlen, "%s: %s: cannot send", q->path, cmd);
         free(s);
@@ -215,6 +275,7 @@ static json_t *qmp_cmd(Qmp *q, const char *cmd, json_t *args, char *err,
         snprintf(err, errlen, "%s: %s: no answer (QEMU gone?)", q->path, cmd);
         return NULL;
     }
+answer:
     ret = json_object_get(r, "return");
     if (!ret) {
         json_t *e = json_object_get(r, "error");
@@ -590,7 +651,9 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: amgang [options] --vm NAME,SRC_QMP,DST_QMP,URI [--vm ...]\n"
         "  --vm NAME,SRC_QMP,DST_QMP,URI  a VM: source and destination QMP\n"
-        "                       unix socket paths and the migration URI\n"
+        "                       unix socket paths and the migration URI;\n"
+        "                       SRC_QMP may be libvirt:DOMAIN (QMP through\n"
+        "                       libvirt, qemu:///system or $AMGANG_LIBVIRT_URI)\n"
         "  --bandwidth MIB      bandwidth of the gang, split equally (64)\n"
         "  --scheme S           adaptive | precopy | postcopy |\n"
         "                       postcopy-after-precopy (adaptive)\n"
@@ -694,6 +757,9 @@ int main(int argc, char **argv)
         qmp_close(&g.vm[i].src);
         qmp_close(&g.vm[i].dst);
         json_decref(g.vm[i].last);
+    }
+    if (libvirt_conn) {
+        virConnectClose(libvirt_conn);
     }
     for (int i = 0; i < g.n; i++) {
         if (g.vm[i].st != ST_DONE) {

@@ -51,7 +51,8 @@ PKGS="build-essential gcc-multilib git quilt dpkg-dev devscripts
       libcap-ng-dev libattr1-dev libaio-dev liburing-dev libzstd-dev
       libnuma-dev
       seabios busybox-static cpio gzip xz-utils zstd kmod
-      socat jq libjansson-dev python3-matplotlib"
+      socat jq libjansson-dev python3-matplotlib
+      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev"
 BPO_PKGS="meson linux-image-6.12.95+deb12-amd64-unsigned"
 
 missing=""

@@ -134,7 +134,7 @@ class VM:
     """One QEMU process: source or destination of a migration."""
 
     def __init__(self, name, workdir, mem_mib=256, incoming=False,
-                 accel='tcg', extra_args=None, cpu=None):
+                 accel='tcg', extra_args=None, cpu=None, argv=None):
         self.name = name
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -145,6 +145,8 @@ class VM:
         self.accel = accel
         self.cpu = cpu
         self.extra_args = extra_args or []
+        # a whole command line (e.g. another QEMU's) instead of ours
+        self.argv = argv
         self.proc = None
         self.qmp = None
         self.events = []
@@ -152,6 +154,8 @@ class VM:
                                os.path.join(self.dir, 'console.log'))
 
     def args(self):
+        if self.argv:
+            return self.argv + self.extra_args
         a = [QEMU_BIN, '-name', self.name,
              '-machine', 'pc,accel=%s' % self.accel,
              '-m', str(self.mem_mib), '-smp', '1',
