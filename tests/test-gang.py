@@ -17,18 +17,11 @@ import unittest
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, 'scripts'))
 from amig.migrate import start_workloads, verify_workloads  # noqa: E402
-from amig.vm import VM, Workdir  # noqa: E402
+from amig.vm import (VM, Workdir, extra_qmp_args as gang_qmp,  # noqa: E402
+                     extra_qmp_sock as gang_sock)
 
 AMGANG = os.path.join(TOP, 'out', 'amgang')
 GUESTS = {'reader': ['hold 16', 'read 8'], 'writer': ['hold 16', 'write 8']}
-
-
-def gang_sock(base, name):
-    return os.path.join(base, name + '.gang.sock')
-
-
-def gang_qmp(base, name):
-    return ['-qmp', 'unix:%s,server=on,wait=off' % gang_sock(base, name)]
 
 
 class GangTest(unittest.TestCase):

@@ -252,6 +252,16 @@ class VM:
         self.console.close()
 
 
+def extra_qmp_sock(base, name):
+    """Path of a second QMP socket for NAME in BASE (a QMP socket serves
+    one client at a time: the coordinator gets one of its own)."""
+    return os.path.join(base, name + '.gang.sock')
+
+
+def extra_qmp_args(base, name):
+    return ['-qmp', 'unix:%s,server=on,wait=off' % extra_qmp_sock(base, name)]
+
+
 class Workdir:
     """A private directory for sockets and logs; kept on failure."""
 
