@@ -52,9 +52,11 @@ demo: build guest gang
 check: build guest gang
 	tests/run
 
-# The paper's four-VM experiment, scaled (table, CSV, PNG in out/bench/).
+# The paper's four-VM experiment, scaled, then the redis workload set
+# (table, CSV, PNG in out/bench/paper/ and out/bench/redis/).
 bench: build guest gang
-	scripts/bench-gang
+	scripts/bench-gang --workset paper
+	scripts/bench-gang --workset redis
 
 # Guest throughput with the access-rate tracker on vs off (a ratio).
 bench-tracker: build guest

@@ -52,7 +52,8 @@ PKGS="build-essential gcc-multilib git quilt dpkg-dev devscripts
       libnuma-dev
       seabios busybox-static cpio gzip xz-utils zstd kmod
       socat jq libjansson-dev python3-matplotlib
-      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev"
+      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
+      redis-server redis-tools"
 BPO_PKGS="meson linux-image-6.12.95+deb12-amd64-unsigned"
 
 missing=""
