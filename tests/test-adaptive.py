@@ -16,29 +16,13 @@ import unittest
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, 'scripts'))
-from amig.migrate import (migrate, run_case, set_caps,  # noqa: E402
-                          start_workloads, verify_workloads, wait_migration)
+from amig.migrate import (VmPair, migrate, run_case,  # noqa: E402
+                          set_caps, verify_workloads, wait_migration)
 from amig.vm import VM, Workdir  # noqa: E402
 
 FAST = {'adaptive-window': 3000}
 READ = ['hold 32', 'read 8']
 WRITE = ['hold 32', 'write 8']
-
-
-class Pair:
-    def __init__(self, workloads):
-        self.wd = Workdir()
-        self.src = VM('src', self.wd.path).start()
-        self.dst = VM('dst', self.wd.path, incoming=True)
-        self.src.wait_boot()
-        self.workloads = workloads
-        start_workloads(self.src, workloads)
-        self.dst.start()
-
-    def close(self):
-        self.src.stop()
-        self.dst.stop()
-        self.wd.done(True)
 
 
 class AdaptiveTest(unittest.TestCase):
@@ -76,7 +60,7 @@ class AdaptiveTest(unittest.TestCase):
         self.assertGreater(res['postcopy-bytes'], 0)
 
     def test_hmp_and_gang_peers(self):
-        p = Pair(WRITE)
+        p = VmPair(WRITE)
         try:
             out = p.src.hmp('migrate_set_parameter adaptive-peers '
                             '170:5,90:80,40:120')
@@ -138,12 +122,12 @@ class AdaptiveTest(unittest.TestCase):
             wd.done(True)
 
     def test_missing_postcopy_ram(self):
-        p = Pair(READ)
+        p = VmPair(READ)
         try:
             set_caps(p.src, {'adaptive': True})
             uri = 'unix:%s' % os.path.join(p.wd.path, 'mig.sock')
             p.dst.cmd('migrate-incoming', uri=uri)
-            res, err = p.src.try_cmd('migrate', uri=uri)
+            res, err = p.src.try_cmd('migrate', uri=uri)  # must fail
             self.assertIn("needs the 'postcopy-ram' capability", err or '')
             self.assertEqual(p.src.status(), 'running')
             ok, lines = verify_workloads(p.src, len(READ))
@@ -152,13 +136,11 @@ class AdaptiveTest(unittest.TestCase):
             p.close()
 
     def test_cancel_while_measuring(self):
-        p = Pair(READ)
+        p = VmPair(READ)
         try:
-            set_caps(p.src, {'adaptive': True, 'postcopy-ram': True})
-            set_caps(p.dst, {'postcopy-ram': True})
-            uri = 'unix:%s' % os.path.join(p.wd.path, 'mig.sock')
-            p.dst.cmd('migrate-incoming', uri=uri)
-            p.src.cmd('migrate', uri=uri)
+            p.start_migration(src_caps={'adaptive': True,
+                                        'postcopy-ram': True},
+                              dst_caps={'postcopy-ram': True})
             time.sleep(1.5)
             info = p.src.cmd('query-migrate')
             self.assertEqual(info['status'], 'setup')
@@ -176,7 +158,7 @@ class AdaptiveTest(unittest.TestCase):
             p.close()
 
     def test_warm_window(self):
-        p = Pair(READ)
+        p = VmPair(READ)
         try:
             p.src.cmd('calc-access-rate', continuous=True,
                       **{'window-ms': 2000})

@@ -13,9 +13,9 @@ import unittest
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, 'scripts'))
-from amig.migrate import (run_case, migrate, start_workloads,  # noqa: E402
-                          verify_workloads, set_caps, wait_migration, MiB)
-from amig.vm import VM, Workdir  # noqa: E402
+from amig.migrate import (run_case, migrate, VmPair,  # noqa: E402
+                          verify_workloads, wait_migration, MiB)
+from amig.vm import VM  # noqa: E402
 
 WORKLOADS = ['hold 32', 'write 8']
 
@@ -45,28 +45,16 @@ class MigrationTest(unittest.TestCase):
         self.assertLess(res['downtime-ms'], res['total-time-ms'] / 2, res)
 
     def pair(self):
-        self.wd = Workdir()
-        self.src = VM('src', self.wd.path)
-        self.dst = VM('dst', self.wd.path, incoming=True)
-        self.addCleanup(self.cleanup)
-        self.src.start()
-        self.src.wait_boot()
-        start_workloads(self.src, WORKLOADS)
-        self.dst.start()
-
-    def cleanup(self):
-        self.src.stop()
-        self.dst.stop()
-        self.wd.done(True)
+        p = VmPair(WORKLOADS)
+        self.addCleanup(p.close)
+        self.wd, self.src, self.dst = p.wd, p.src, p.dst
+        return p
 
     def test_cancel_then_migrate(self):
         """A cancelled migration loses nothing; a retry completes."""
-        self.pair()
-        set_caps(self.src, {'events': True})
-        self.src.cmd('migrate-set-parameters', **{'max-bandwidth': 4 * MiB})
-        uri = 'unix:%s' % os.path.join(self.wd.path, 'mig.sock')
-        self.dst.cmd('migrate-incoming', uri=uri)
-        self.src.cmd('migrate', uri=uri)
+        p = self.pair()
+        p.start_migration(src_caps={'events': True},
+                          params={'max-bandwidth': 4 * MiB})
         time.sleep(1.5)
         self.assertEqual(self.src.cmd('query-migrate')['status'], 'active')
         self.src.cmd('migrate_cancel')
@@ -77,7 +65,7 @@ class MigrationTest(unittest.TestCase):
         self.assertTrue(ok, lines)
         # the destination gave up; start a fresh one and migrate for real
         self.dst.stop()
-        self.dst = VM('dst2', self.wd.path, incoming=True).start()
+        self.dst = p.dst = VM('dst2', self.wd.path, incoming=True).start()
         res = migrate(self.src, self.dst, 'precopy', bandwidth_mib=64)
         self.assertEqual(res['status'], 'completed', res)
         ok, lines = verify_workloads(self.dst, len(WORKLOADS))
@@ -85,11 +73,7 @@ class MigrationTest(unittest.TestCase):
 
     def test_broken_destination(self):
         """The destination dies mid-migration: the source runs on intact."""
-        self.pair()
-        self.src.cmd('migrate-set-parameters', **{'max-bandwidth': 4 * MiB})
-        uri = 'unix:%s' % os.path.join(self.wd.path, 'mig.sock')
-        self.dst.cmd('migrate-incoming', uri=uri)
-        self.src.cmd('migrate', uri=uri)
+        self.pair().start_migration(params={'max-bandwidth': 4 * MiB})
         time.sleep(1.5)
         self.dst.proc.kill()
         self.dst.proc.wait()

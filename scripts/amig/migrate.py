@@ -138,6 +138,43 @@ def event_time(vm, name):
     return None
 
 
+class VmPair:
+    """A booted source running WORKLOADS and an incoming destination."""
+
+    def __init__(self, workloads, mem_mib=256):
+        self.wd = Workdir()
+        self.workloads = workloads
+        self.src = VM('src', self.wd.path, mem_mib=mem_mib)
+        self.dst = VM('dst', self.wd.path, mem_mib=mem_mib, incoming=True)
+        try:
+            self.src.start()
+            self.src.wait_boot()
+            start_workloads(self.src, workloads)
+            self.dst.start()
+        except Exception:
+            self.close()
+            raise
+
+    def start_migration(self, src_caps=None, dst_caps=None, params=None):
+        """Set capabilities and parameters, start the migration by hand
+        (no waiting) and return its URI."""
+        if src_caps:
+            set_caps(self.src, src_caps)
+        if dst_caps:
+            set_caps(self.dst, dst_caps)
+        if params:
+            self.src.cmd('migrate-set-parameters', **params)
+        uri = 'unix:%s' % os.path.join(self.wd.path, 'mig.sock')
+        self.dst.cmd('migrate-incoming', uri=uri)
+        self.src.cmd('migrate', uri=uri)
+        return uri
+
+    def close(self):
+        self.src.stop()
+        self.dst.stop()
+        self.wd.done(True)
+
+
 def run_case(workloads, mode, mem_mib=256, bandwidth_mib=64,
              downtime_ms=300, warmup_s=2.0, timeout=300, keep=False,
              log=print, adaptive_params=None):
