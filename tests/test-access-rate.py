@@ -1,15 +1,23 @@
 #!/usr/bin/python3
 """The access-rate tracker (QMP calc/query/cancel-access-rate, HMP) on the
-embedded Linux guest under TCG, with the tcg backend.
+embedded Linux guest under TCG, with the tcg and dirty-log backends.
 
-K distinct pages read in a loop must give a read working set within 10%
-of K and a write rate near zero, and the reverse for writes; a mixed
-guest shows both; bad parameters are refused; a migration with the
-tracker running completes and the guest's memory checks out on the
-destination.
+tcg: K distinct pages read in a loop must give a read working set within
+10% of K and a write rate near zero, and the reverse for writes; a mixed
+guest shows both; bad parameters are refused.
+
+dirty-log: K distinct pages written in a loop give a write working set
+within 10% of K; reads are reported as unavailable (the read figures are
+absent, not zero), also by HMP; a reading guest writes next to nothing;
+its global dirty logging is shared, reference-counted, with the other
+users; auto-selection under TCG still picks tcg.
+
+With either backend, a migration with the tracker running completes and
+the guest's memory checks out on the destination.
 """
 # SPDX-License-Identifier: GPL-2.0-or-later
 import os
+import re
 import sys
 import time
 import unittest
@@ -21,6 +29,9 @@ from amig.migrate import (migrate, start_workloads,  # noqa: E402
 from amig.vm import VM, Workdir  # noqa: E402
 
 K = 8192           # 32 MiB of distinct pages; the idle guest adds ~250
+READ_KEYS = ('read-rate', 'read-mbps', 'read-rate-predicted',
+             'read-working-set')
+SAMPLE_READ_KEYS = ('read-pages', 'read-distinct', 'read-mbps')
 
 
 def measure(vm, **args):
@@ -33,6 +44,44 @@ def measure(vm, **args):
         if time.monotonic() > deadline:
             raise AssertionError('measurement did not finish: %s' % r)
         time.sleep(0.2)
+
+
+def trace_dirty_changes(vm):
+    """Enable the trace of QEMU's global dirty logging flags."""
+    r = vm.qmp.cmd_raw('trace-event-set-state',
+                       {'name': 'global_dirty_changed', 'enable': True})
+    assert 'error' not in r, r
+
+
+def dirty_changes(vm):
+    """The global dirty logging flags QEMU went through, from its log
+    (GLOBAL_DIRTY_MIGRATION 0x1, DIRTY_RATE 0x2, ACCESS_RATE 0x8)."""
+    with open(os.path.join(vm.dir, 'qemu.log'), errors='replace') as f:
+        return [int(m, 16) for m in
+                re.findall(r'global_dirty_changed bitmask 0x([0-9a-f]+)',
+                           f.read())]
+
+
+def wait_dirty_off(vm, timeout=10):
+    """Wait until no global dirty logging is on; return the number of
+    changes logged so far."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ch = dirty_changes(vm)
+        if not ch or ch[-1] == 0:
+            return len(ch)
+        if time.monotonic() > deadline:
+            raise AssertionError('dirty logging still on: %s' % ch)
+        time.sleep(0.1)
+
+
+def wait_dirty_changes(vm, n, timeout=10):
+    """Wait until the log shows N changes (the tracker stops its logging
+    from the main loop, shortly after it stopped); return them."""
+    deadline = time.monotonic() + timeout
+    while len(dirty_changes(vm)) < n and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return dirty_changes(vm)
 
 
 class AccessRateTest(unittest.TestCase):
@@ -120,9 +169,128 @@ class AccessRateTest(unittest.TestCase):
         self.assertEqual(self.vm.cmd('query-access-rate')['scans'], scans)
 
 
+class DirtyLogTest(unittest.TestCase):
+    """The dirty-log backend under TCG (QEMU's own dirty tracking)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.wd = Workdir()
+        cls.vm = VM('src', cls.wd.path).start()
+        cls.vm.wait_boot()
+        trace_dirty_changes(cls.vm)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.vm.stop()
+        cls.wd.done(True)
+
+    def setUp(self):
+        # the previous test's tracker stops its logging asynchronously
+        self.n = wait_dirty_off(self.vm)
+
+    def run_workload(self, *wls, **args):
+        self.vm.console.run('kill $(pidof amwork) 2>/dev/null; sleep 0.3')
+        start_workloads(self.vm, wls)
+        return measure(self.vm, backend='dirty-log',
+                       **dict({'window-ms': 3000}, **args))
+
+    def assertNoReads(self, r):
+        self.assertIs(r['read-rate-available'], False)
+        for k in READ_KEYS:
+            self.assertNotIn(k, r)
+        for s in r['samples']:
+            for k in SAMPLE_READ_KEYS:
+                self.assertNotIn(k, s)
+
+    def test_a_write_guest(self):
+        n = self.n
+        r = self.run_workload('pages %d write' % K)
+        print('dirty-log, pages %d write: write working set %d, '
+              'distinct per sample %s, %.0f pages/s'
+              % (K, r['write-working-set'],
+                 [s['write-distinct'] for s in r['samples']],
+                 r['write-rate']), file=sys.stderr)
+        self.assertEqual(r['status'], 'measured')
+        self.assertEqual(r['backend'], 'dirty-log')
+        self.assertNoReads(r)
+        self.assertEqual(len(r['samples']), 3)
+        self.assertEqual(r['scans'], 60)
+        self.assertLess(abs(r['write-working-set'] - K), 0.10 * K, r)
+        for s in r['samples']:
+            self.assertLess(abs(s['write-distinct'] - K), 0.10 * K, s)
+        # its own logging flag, dropped when the measurement ended
+        self.assertEqual(wait_dirty_changes(self.vm, n + 2)[n:], [0x8, 0])
+
+    def test_b_read_guest(self):
+        r = self.run_workload('pages %d read' % K)
+        print('dirty-log, pages %d read: write working set %d, %.0f pages/s'
+              % (K, r['write-working-set'], r['write-rate']),
+              file=sys.stderr)
+        self.assertEqual(r['status'], 'measured')
+        self.assertNoReads(r)
+        # the idle guest's own writes only: far below a writer of K pages
+        self.assertLess(r['write-working-set'], 0.05 * K, r)
+        self.assertLess(r['write-rate'], 0.05 * K * 20, r)
+
+    def test_c_hmp(self):
+        self.vm.cmd('calc-access-rate', backend='dirty-log', continuous=True,
+                    **{'sample-period-ms': 500, 'window-ms': 1000})
+        out = self.vm.hmp('info access_rate')
+        self.assertIn('Backend: dirty-log (read rate unavailable)', out)
+        time.sleep(2)
+        out = self.vm.hmp('info access_rate')
+        self.assertIn('Status: tracking', out)
+        self.assertIn('Backend: dirty-log (read rate unavailable)', out)
+        self.assertIn('Read rate: unavailable with this backend', out)
+        self.assertIn('Write rate:', out)
+        self.assertNotIn(' read ', out)
+        self.vm.hmp('cancel_access_rate')
+        r = self.vm.cmd('query-access-rate')
+        self.assertEqual(r['status'], 'cancelled')
+        self.assertNoReads(r)
+
+    def test_d_shared_logging(self):
+        """Stopping the tracker drops only its own dirty logging flag."""
+        n = self.n
+        self.vm.cmd('calc-dirty-rate', mode='dirty-bitmap',
+                    **{'calc-time': 3})
+        # calc-dirty-rate starts its logging in a thread of its own
+        self.assertEqual(wait_dirty_changes(self.vm, n + 1)[n:], [0x2])
+        self.vm.cmd('calc-access-rate', backend='dirty-log', continuous=True,
+                    **{'window-ms': 1000})
+        time.sleep(1)
+        self.vm.cmd('cancel-access-rate')
+        self.assertEqual(wait_dirty_changes(self.vm, n + 3)[n:],
+                         [0x2, 0xa, 0x2])
+        deadline = time.monotonic() + 10
+        while self.vm.cmd('query-dirty-rate')['status'] != 'measured':
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.2)
+        self.assertEqual(wait_dirty_changes(self.vm, n + 4)[n:],
+                         [0x2, 0xa, 0x2, 0])
+        # and the other way round: the tracker's flag outlives the other
+        self.vm.cmd('calc-access-rate', backend='dirty-log', continuous=True,
+                    **{'window-ms': 1000})
+        self.vm.cmd('calc-dirty-rate', mode='dirty-bitmap',
+                    **{'calc-time': 1})
+        time.sleep(2)
+        self.assertEqual(self.vm.cmd('query-dirty-rate')['status'],
+                         'measured')
+        self.assertEqual(self.vm.cmd('query-access-rate')['status'],
+                         'tracking')
+        self.vm.cmd('cancel-access-rate')
+        self.assertEqual(wait_dirty_changes(self.vm, n + 8)[n + 4:],
+                         [0x8, 0xa, 0x8, 0])
+
+    def test_e_auto_is_still_tcg(self):
+        r = measure(self.vm, **{'window-ms': 1000})
+        self.assertEqual(r['backend'], 'tcg')
+        self.assertTrue(r['read-rate-available'])
+
+
 class TrackerMigrationTest(unittest.TestCase):
 
-    def test_migration_with_tracker_on(self):
+    def migrate_with_tracker(self, backend):
         """Migration sees every dirty page while the tracker runs."""
         wd = Workdir()
         src = VM('src', wd.path)
@@ -130,24 +298,44 @@ class TrackerMigrationTest(unittest.TestCase):
         try:
             src.start()
             src.wait_boot()
+            trace_dirty_changes(src)
             wls = ['hold 32', 'write 8', 'pages 2048 read']
             start_workloads(src, wls)
-            src.cmd('calc-access-rate', continuous=True,
+            src.cmd('calc-access-rate', continuous=True, backend=backend,
                     **{'window-ms': 2000})
             time.sleep(2.5)
-            self.assertEqual(src.cmd('query-access-rate')['status'],
-                             'tracking')
+            r = src.cmd('query-access-rate')
+            self.assertEqual(r['status'], 'tracking')
+            # 'write 8' writes its 2048 pages over and over
+            self.assertGreater(r['write-working-set'], 0.9 * 2048, r)
             dst.start()
             for mode in ('precopy',):
                 res = migrate(src, dst, mode, bandwidth_mib=64)
                 self.assertEqual(res['status'], 'completed', res)
+            # The tracker went on seeing those writes during the migration
+            # (over 2 s at 64 MiB/s, just ended): its last two samples.
+            r = src.cmd('query-access-rate')
+            self.assertEqual(r['status'], 'tracking')
+            self.assertGreater(max(s['write-distinct']
+                                   for s in r['samples'][-2:]),
+                               0.9 * 2048, r)
             ok, lines = verify_workloads(dst, len(wls))
             self.assertTrue(ok, lines)
             self.assertEqual(len(lines), 3)
+            return dirty_changes(src)
         finally:
             src.stop()
             dst.stop()
             wd.done(True)
+
+    def test_migration_with_tracker_on(self):
+        # (migration's dirty logging stops when the stopped source runs)
+        self.assertEqual(self.migrate_with_tracker('tcg'), [0x1])
+
+    def test_migration_with_dirty_log_tracker_on(self):
+        # both dirty logging flags on at once: the tracker's, migration's
+        self.assertEqual(self.migrate_with_tracker('dirty-log'),
+                         [0x8, 0x9])
 
 
 if __name__ == '__main__':
