@@ -3,6 +3,9 @@
 #
 #   make demo     set up everything, then migrate the test guest
 #   make check    set up everything, then run all tests
+#   make kvm-modules  build the KVM modules + selftests of .cache/linux into out/kvm
+#   make check-kvm    test them nested: Debian's kernel under TCG loads them,
+#                     runs the selftests and the patched QEMU with -accel kvm
 #
 # Every target is idempotent.
 
@@ -11,7 +14,8 @@ TOP := $(CURDIR)
 STAMP := /var/lib/adaptive-migration
 
 .PHONY: all setup qemu build guest gang patches check-patch-sync demo check \
-        bench bench-tracker clean distclean help
+        bench bench-tracker kvm-modules check-kvm bench-kvm linux kvm-patches \
+        clean distclean help
 
 all: build guest
 
@@ -49,7 +53,7 @@ check-patch-sync:
 demo: build guest gang
 	scripts/demo
 
-check: build guest gang
+check: build guest gang linux
 	tests/run
 
 # The paper's four-VM experiment, scaled, then the redis workload set
@@ -61,6 +65,33 @@ bench: build guest gang
 # Guest throughput with the access-rate tracker on vs off (a ratio).
 bench-tracker: build guest
 	scripts/bench-tracker
+
+# The KVM modules (kvm.ko, kvm-amd.ko, kvm-intel.ko) and the KVM selftests
+# of a kernel tree (default .cache/linux, or KVM_TREE=...) for Debian's
+# installed 6.12 kernel, into out/kvm.  KVM_SELFTESTS=... picks the selftests.
+kvm-modules: linux
+	scripts/build-kvm-modules $(KVM_TREE)
+
+# Those modules tested in a TCG guest with nested SVM (exit 77: skipped):
+# the selftest, the scan-cost benchmark, and the patched QEMU with
+# -accel kvm whose tracker must tell a reading guest from a writing one.
+check-kvm: build guest linux
+	scripts/check-kvm $(KVM_TREE)
+
+# Only the scan-cost benchmark (ns per SPTE, KVM_GET_ACCESS_COUNTS next to
+# KVM_CLEAR_DIRTY_LOG on a 256 MiB slot of 4 KiB mappings, one run).
+bench-kvm: build guest linux
+	KVM_L2_RUNS=0 KVM_SELFTESTS=x86_64/access_counts_test KVM_BENCH_ITERATIONS=10 \
+	    scripts/check-kvm $(KVM_TREE)
+
+# .cache/linux: Debian's linux-source-6.12 with linux-kvm-patches/ applied
+# (refuses to destroy work that is not exported).
+linux: setup
+	scripts/prepare-linux
+
+# Export the commits of .cache/linux into linux-kvm-patches/.
+kvm-patches:
+	scripts/export-kvm-patches
 
 # Removes build products only; qemu/ is kept (it may hold your work).
 clean:

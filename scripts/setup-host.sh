@@ -44,6 +44,7 @@ fi
 # Build dependencies of the x86_64-softmmu QEMU we configure (a subset of
 # Debian's qemu Build-Depends), the option ROM toolchain (gcc-multilib gives
 # a 32-bit capable compiler), the guest (kernel + busybox), and test tools.
+# pahole: BTF for the rebuilt KVM modules (make kvm-modules).
 PKGS="build-essential gcc-multilib git quilt dpkg-dev devscripts
       python3 python3-venv python3-setuptools python3-wheel
       ninja-build pkg-config flex bison
@@ -53,7 +54,7 @@ PKGS="build-essential gcc-multilib git quilt dpkg-dev devscripts
       seabios busybox-static cpio gzip xz-utils zstd kmod
       socat jq libjansson-dev python3-matplotlib
       libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
-      redis-server redis-tools"
+      redis-server redis-tools pahole"
 BPO_PKGS="meson linux-image-6.12.95+deb12-amd64-unsigned"
 
 missing=""
@@ -77,5 +78,24 @@ fi
 if [ -n "$bmissing" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
         -t bookworm-backports $bmissing
+fi
+# The KVM series (make kvm-modules, make check-kvm) is built against this
+# exact kernel: Debian's linux-source-6.12 of the same version as the
+# installed kernel image (the series' base), and that kernel's headers trees
+# (which pull in linux-kbuild-6.12.95+deb12 and gcc-12), all from
+# bookworm-backports.  Pinned: bookworm-security carries newer
+# linux-source-6.12 versions that an unpinned install would pick.
+KVM_PKG_VERSION=6.12.95-1~bpo12+1
+PINNED_PKGS="linux-source-6.12=$KVM_PKG_VERSION
+             linux-headers-6.12.95+deb12-amd64=$KVM_PKG_VERSION
+             linux-headers-6.12.95+deb12-common=$KVM_PKG_VERSION"
+pmissing=""
+for pv in $PINNED_PKGS; do
+    [ "$(dpkg-query -W -f='${Status} ${Version}' "${pv%%=*}" 2>/dev/null)" = \
+      "install ok installed ${pv#*=}" ] || pmissing="$pmissing $pv"
+done
+if [ -n "$pmissing" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        --allow-downgrades -t bookworm-backports $pmissing
 fi
 echo "setup-host: ok (meson $(meson --version))"
