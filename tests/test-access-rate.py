@@ -108,7 +108,9 @@ class AccessRateTest(unittest.TestCase):
         self.assertEqual(r['backend'], 'tcg')
         self.assertTrue(r['read-rate-available'])
         self.assertEqual(len(r['samples']), 3)
-        self.assertEqual(r['scans'], 60)
+        # 3 periods of 1 s at S = 50 ms: 60 scans, give or take the
+        # scans a loaded host delays across a period boundary
+        self.assertTrue(57 <= r['scans'] <= 63, r['scans'])
         self.assertLess(abs(r['read-working-set'] - K), 0.10 * K, r)
         self.assertLess(r['write-rate'], 0.05 * r['read-rate'], r)
         self.assertLess(r['write-working-set'], 0.05 * K, r)
@@ -214,7 +216,9 @@ class DirtyLogTest(unittest.TestCase):
         self.assertEqual(r['backend'], 'dirty-log')
         self.assertNoReads(r)
         self.assertEqual(len(r['samples']), 3)
-        self.assertEqual(r['scans'], 60)
+        # 3 periods of 1 s at S = 50 ms: 60 scans, give or take the
+        # scans a loaded host delays across a period boundary
+        self.assertTrue(57 <= r['scans'] <= 63, r['scans'])
         self.assertLess(abs(r['write-working-set'] - K), 0.10 * K, r)
         for s in r['samples']:
             self.assertLess(abs(s['write-distinct'] - K), 0.10 * K, s)
