@@ -84,7 +84,11 @@ def wait_dirty_changes(vm, n, timeout=10):
     return dirty_changes(vm)
 
 
-class AccessRateTest(unittest.TestCase):
+class GuestTestCase(unittest.TestCase):
+    """One booted guest for the whole class; run_workload() replaces its
+    workloads and measures a 3 s window with the class's BACKEND (None:
+    the tracker's own choice)."""
+    BACKEND = None
 
     @classmethod
     def setUpClass(cls):
@@ -97,10 +101,15 @@ class AccessRateTest(unittest.TestCase):
         cls.vm.stop()
         cls.wd.done(True)
 
-    def run_workload(self, *wls):
+    def run_workload(self, *wls, **args):
         self.vm.console.run('kill $(pidof amwork) 2>/dev/null; sleep 0.3')
         start_workloads(self.vm, wls)
-        return measure(self.vm, **{'window-ms': 3000})
+        if self.BACKEND:
+            args['backend'] = self.BACKEND
+        return measure(self.vm, **dict({'window-ms': 3000}, **args))
+
+
+class AccessRateTest(GuestTestCase):
 
     def test_a_read_guest(self):
         r = self.run_workload('pages %d read' % K)
@@ -171,30 +180,18 @@ class AccessRateTest(unittest.TestCase):
         self.assertEqual(self.vm.cmd('query-access-rate')['scans'], scans)
 
 
-class DirtyLogTest(unittest.TestCase):
+class DirtyLogTest(GuestTestCase):
     """The dirty-log backend under TCG (QEMU's own dirty tracking)."""
+    BACKEND = 'dirty-log'
 
     @classmethod
     def setUpClass(cls):
-        cls.wd = Workdir()
-        cls.vm = VM('src', cls.wd.path).start()
-        cls.vm.wait_boot()
+        super().setUpClass()
         trace_dirty_changes(cls.vm)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.vm.stop()
-        cls.wd.done(True)
 
     def setUp(self):
         # the previous test's tracker stops its logging asynchronously
         self.n = wait_dirty_off(self.vm)
-
-    def run_workload(self, *wls, **args):
-        self.vm.console.run('kill $(pidof amwork) 2>/dev/null; sleep 0.3')
-        start_workloads(self.vm, wls)
-        return measure(self.vm, backend='dirty-log',
-                       **dict({'window-ms': 3000}, **args))
 
     def assertNoReads(self, r):
         self.assertIs(r['read-rate-available'], False)

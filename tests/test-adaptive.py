@@ -61,31 +61,29 @@ class AdaptiveTest(unittest.TestCase):
 
     def test_hmp_and_gang_peers(self):
         p = VmPair(WRITE)
-        try:
-            out = p.src.hmp('migrate_set_parameter adaptive-peers '
-                            '170:5,90:80,40:120')
-            self.assertEqual(out, '')
-            out = p.src.hmp('info migrate_parameters')
-            self.assertIn('adaptive-peers: 170:5 90:80 40:120', out)
-            self.assertIn('adaptive-policy: guarded', out)
-            p.src.hmp('migrate_set_parameter adaptive-policy fcm')
-            res = migrate(p.src, p.dst, 'adaptive', adaptive_params=FAST)
-            self.assertEqual(res['status'], 'completed', res)
-            a = res['adaptive']
-            self.assertEqual(a['peers'], 3)
-            self.assertEqual(a['classifier'], 'fcm')
-            self.assertEqual(a['policy'], 'fcm')
-            self.assertEqual(a['class'], 'write')
-            self.assertEqual(a['algorithm'], 'postcopy')
-            out = p.src.hmp('info migrate')
-            self.assertIn('Adaptive: decided, policy fcm', out)
-            self.assertIn('class: write (fcm, 3 peers', out)
-            self.assertIn('algorithm: postcopy (fcm: write-intensive)', out)
-            self.assertIn('estimate precopy/working-set', out)
-            ok, lines = verify_workloads(p.dst, len(WRITE))
-            self.assertTrue(ok, lines)
-        finally:
-            p.close()
+        self.addCleanup(p.close)
+        out = p.src.hmp('migrate_set_parameter adaptive-peers '
+                        '170:5,90:80,40:120')
+        self.assertEqual(out, '')
+        out = p.src.hmp('info migrate_parameters')
+        self.assertIn('adaptive-peers: 170:5 90:80 40:120', out)
+        self.assertIn('adaptive-policy: guarded', out)
+        p.src.hmp('migrate_set_parameter adaptive-policy fcm')
+        res = migrate(p.src, p.dst, 'adaptive', adaptive_params=FAST)
+        self.assertEqual(res['status'], 'completed', res)
+        a = res['adaptive']
+        self.assertEqual(a['peers'], 3)
+        self.assertEqual(a['classifier'], 'fcm')
+        self.assertEqual(a['policy'], 'fcm')
+        self.assertEqual(a['class'], 'write')
+        self.assertEqual(a['algorithm'], 'postcopy')
+        out = p.src.hmp('info migrate')
+        self.assertIn('Adaptive: decided, policy fcm', out)
+        self.assertIn('class: write (fcm, 3 peers', out)
+        self.assertIn('algorithm: postcopy (fcm: write-intensive)', out)
+        self.assertIn('estimate precopy/working-set', out)
+        ok, lines = verify_workloads(p.dst, len(WRITE))
+        self.assertTrue(ok, lines)
 
     def test_bad_parameters(self):
         wd = Workdir()
@@ -123,57 +121,51 @@ class AdaptiveTest(unittest.TestCase):
 
     def test_missing_postcopy_ram(self):
         p = VmPair(READ)
-        try:
-            set_caps(p.src, {'adaptive': True})
-            uri = 'unix:%s' % os.path.join(p.wd.path, 'mig.sock')
-            p.dst.cmd('migrate-incoming', uri=uri)
-            res, err = p.src.try_cmd('migrate', uri=uri)  # must fail
-            self.assertIn("needs the 'postcopy-ram' capability", err or '')
-            self.assertEqual(p.src.status(), 'running')
-            ok, lines = verify_workloads(p.src, len(READ))
-            self.assertTrue(ok, lines)
-        finally:
-            p.close()
+        self.addCleanup(p.close)
+        set_caps(p.src, {'adaptive': True})
+        uri = 'unix:%s' % os.path.join(p.wd.path, 'mig.sock')
+        p.dst.cmd('migrate-incoming', uri=uri)
+        res, err = p.src.try_cmd('migrate', uri=uri)  # must fail
+        self.assertIn("needs the 'postcopy-ram' capability", err or '')
+        self.assertEqual(p.src.status(), 'running')
+        ok, lines = verify_workloads(p.src, len(READ))
+        self.assertTrue(ok, lines)
 
     def test_cancel_while_measuring(self):
         p = VmPair(READ)
-        try:
-            p.start_migration(src_caps={'adaptive': True,
-                                        'postcopy-ram': True},
-                              dst_caps={'postcopy-ram': True})
-            time.sleep(1.5)
-            info = p.src.cmd('query-migrate')
-            self.assertEqual(info['status'], 'setup')
-            self.assertEqual(info['adaptive']['phase'], 'measuring')
-            self.assertIn('Adaptive: measuring', p.src.hmp('info migrate'))
-            p.src.cmd('migrate_cancel')
-            info = wait_migration(p.src, 30)
-            self.assertEqual(info['status'], 'cancelled')
-            self.assertEqual(p.src.status(), 'running')
-            self.assertEqual(p.src.cmd('query-access-rate')['status'],
-                             'cancelled')
-            ok, lines = verify_workloads(p.src, len(READ))
-            self.assertTrue(ok, lines)
-        finally:
-            p.close()
+        self.addCleanup(p.close)
+        p.start_migration(src_caps={'adaptive': True,
+                                    'postcopy-ram': True},
+                          dst_caps={'postcopy-ram': True})
+        time.sleep(1.5)
+        info = p.src.cmd('query-migrate')
+        self.assertEqual(info['status'], 'setup')
+        self.assertEqual(info['adaptive']['phase'], 'measuring')
+        self.assertIn('Adaptive: measuring', p.src.hmp('info migrate'))
+        p.src.cmd('migrate_cancel')
+        info = wait_migration(p.src, 30)
+        self.assertEqual(info['status'], 'cancelled')
+        self.assertEqual(p.src.status(), 'running')
+        self.assertEqual(p.src.cmd('query-access-rate')['status'],
+                         'cancelled')
+        ok, lines = verify_workloads(p.src, len(READ))
+        self.assertTrue(ok, lines)
 
     def test_warm_window(self):
         p = VmPair(READ)
-        try:
-            p.src.cmd('calc-access-rate', continuous=True,
-                      **{'window-ms': 2000})
-            time.sleep(2.5)
-            res = migrate(p.src, p.dst, 'adaptive')
-            self.assertEqual(res['status'], 'completed', res)
-            a = res['adaptive']
-            self.assertTrue(a['warm-window'])
-            self.assertEqual(a['algorithm'], 'precopy')
-            # no 10 s measurement happened
-            self.assertLess(res['setup-time-ms'], 2000, res)
-            ok, lines = verify_workloads(p.dst, len(READ))
-            self.assertTrue(ok, lines)
-        finally:
-            p.close()
+        self.addCleanup(p.close)
+        p.src.cmd('calc-access-rate', continuous=True,
+                  **{'window-ms': 2000})
+        time.sleep(2.5)
+        res = migrate(p.src, p.dst, 'adaptive')
+        self.assertEqual(res['status'], 'completed', res)
+        a = res['adaptive']
+        self.assertTrue(a['warm-window'])
+        self.assertEqual(a['algorithm'], 'precopy')
+        # no 10 s measurement happened
+        self.assertLess(res['setup-time-ms'], 2000, res)
+        ok, lines = verify_workloads(p.dst, len(READ))
+        self.assertTrue(ok, lines)
 
 
 if __name__ == '__main__':
