@@ -14,7 +14,7 @@ TOP := $(CURDIR)
 STAMP := /var/lib/adaptive-migration
 
 .PHONY: all setup qemu build guest gang patches check-patch-sync demo check \
-        bench bench-tracker kvm-modules check-kvm bench-kvm linux kvm-patches \
+        bench bench-quick bench-gang bench-tracker kvm-modules check-kvm bench-kvm linux kvm-patches \
         clean distclean help
 
 all: build guest
@@ -56,9 +56,19 @@ demo: build guest gang
 check: build guest gang linux
 	tests/run
 
-# The paper's four-VM experiment, scaled, then the redis workload set
-# (table, CSV, PNG in out/bench/paper/ and out/bench/redis/).
-bench: build guest gang
+# Every scheme (fixed, the operators' rules, adaptive) on every workload
+# over emulated links (data centre, LAN, WAN; scaled to TCG), with the
+# per-cell oracle and regrets: out/bench/link/ (progress on stderr).
+bench: build guest
+	scripts/bench-link
+
+# A small subset of it, in a few minutes: out/bench/link-quick/.
+bench-quick: build guest
+	scripts/bench-link --quick
+
+# The earlier gang bench over local sockets: the paper's four VMs, then
+# the redis set (out/bench/paper/, out/bench/redis/).
+bench-gang: build guest gang
 	scripts/bench-gang --workset paper
 	scripts/bench-gang --workset redis
 

@@ -6,10 +6,18 @@
  *   amwork mixed MIB A B        A read passes then B write passes, repeated
  *   amwork hold  MIB            fill once, then only sleep (cold data)
  *   amwork pages K MODE         touch K distinct 4 KiB pages (MODE read|write)
+ *   amwork rread MIB            read random pages of MIB MiB (a large,
+ *                               scattered read working set)
+ *   amwork phase MIB SECS       read loop for SECS seconds, then write loop;
+ *                               SIGHUP starts the reading phase again
  *
  * Options (before the mode): -s SECONDS  stop after SECONDS (default: never)
  *                            -p          print passes/s every second
  *                            -o FILE     write "passes/s" figures to FILE
+ *                            -c FILE     keep FILE holding the number of
+ *                                        pages touched so far (about every
+ *                                        0.1 s): the guest's own throughput,
+ *                                        read by the benchmarks
  *
  * Every page of the region holds a header (magic, page index, generation)
  * and a body derived from (index, generation).  Writers rewrite whole pages
@@ -45,12 +53,15 @@
 #define WORDS (PAGE / sizeof(uint64_t))
 #define MAGIC 0x414d574f524b2121ull /* "AMWORK!!" */
 
-static volatile sig_atomic_t want_verify, want_corrupt, want_stop;
+static volatile sig_atomic_t want_verify, want_corrupt, want_stop, want_phase;
 static uint64_t *region;
 static uint64_t *gen;           /* per-page generation, kept outside region */
 static size_t npages;
 static const char *mode_name;
 static volatile uint64_t sink;
+static int counter_fd = -1;
+static uint64_t touched;        /* pages read or written so far */
+static double counter_due;
 
 static inline uint64_t mix(uint64_t x)
 {
@@ -157,6 +168,7 @@ static void verify(void)
 static void on_usr1(int s) { (void)s; want_verify = 1; }
 static void on_usr2(int s) { (void)s; want_corrupt = 1; }
 static void on_term(int s) { (void)s; want_stop = 1; }
+static void on_hup(int s) { (void)s; want_phase = 1; }
 
 static double now(void)
 {
@@ -166,9 +178,30 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static void counter_update(void)
+{
+    char buf[32];
+    int n;
+
+    if (counter_fd < 0) {
+        return;
+    }
+    n = snprintf(buf, sizeof(buf), "%020llu\n", (unsigned long long)touched);
+    (void)!pwrite(counter_fd, buf, n, 0);
+}
+
 /* Called between pages: serve signals.  Returns 1 to stop. */
 static int service(void)
 {
+    touched++;
+    if (counter_fd >= 0 && !(touched & 63)) {
+        double t = now();
+
+        if (t >= counter_due) {
+            counter_update();
+            counter_due = t + 0.1;
+        }
+    }
     if (want_corrupt) {
         want_corrupt = 0;
         region[(npages / 2) * WORDS + 7] ^= 1;
@@ -185,24 +218,29 @@ static void usage(void)
     fprintf(stderr,
             "usage: amwork [-s SEC] [-p] [-o FILE] read|write|hold MIB\n"
             "       amwork [-s SEC] [-p] [-o FILE] mixed MIB READS WRITES\n"
-            "       amwork [-s SEC] [-p] [-o FILE] pages K read|write\n");
+            "       amwork [-s SEC] [-p] [-o FILE] pages K read|write\n"
+            "       amwork [-s SEC] [-p] [-o FILE] rread MIB\n"
+            "       amwork [-s SEC] [-p] [-o FILE] phase MIB SECS\n"
+            "       (-c FILE: keep the count of pages touched in FILE)\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    double secs = 0, t0, tlast;
+    double secs = 0, t0, tlast, tphase;
     int print = 0, opt;
-    const char *outfile = NULL;
+    const char *outfile = NULL, *counter = NULL;
     unsigned long reads = 0, writes = 0;
-    uint64_t passes = 0, last_passes = 0, g = 1;
-    enum { M_READ, M_WRITE, M_MIXED, M_HOLD } mode;
+    uint64_t passes = 0, last_passes = 0, g = 1, rnd = 0x9e3779b97f4a7c15ull;
+    double phase_secs = 0;
+    enum { M_READ, M_WRITE, M_MIXED, M_HOLD, M_RREAD, M_PHASE } mode;
 
-    while ((opt = getopt(argc, argv, "+s:po:")) != -1) {
+    while ((opt = getopt(argc, argv, "+s:po:c:")) != -1) {
         switch (opt) {
         case 's': secs = atof(optarg); break;
         case 'p': print = 1; break;
         case 'o': outfile = optarg; break;
+        case 'c': counter = optarg; break;
         default: usage();
         }
     }
@@ -216,6 +254,11 @@ int main(int argc, char **argv)
         mode = M_WRITE;
     } else if (!strcmp(mode_name, "hold")) {
         mode = M_HOLD;
+    } else if (!strcmp(mode_name, "rread")) {
+        mode = M_RREAD;
+    } else if (!strcmp(mode_name, "phase") && argc - optind == 3) {
+        mode = M_PHASE;
+        phase_secs = atof(argv[optind + 2]);
     } else if (!strcmp(mode_name, "mixed") && argc - optind == 4) {
         mode = M_MIXED;
         reads = strtoul(argv[optind + 2], NULL, 0);
@@ -242,16 +285,25 @@ int main(int argc, char **argv)
         return 1;
     }
     mlock(region, npages * PAGE);
+    if (counter) {
+        counter_fd = open(counter, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (counter_fd < 0) {
+            perror(counter);
+            return 1;
+        }
+        counter_update();
+    }
     signal(SIGUSR1, on_usr1);
     signal(SIGUSR2, on_usr2);
     signal(SIGTERM, on_term);
+    signal(SIGHUP, on_hup);
     signal(SIGINT, on_term);
     for (size_t i = 0; i < npages; i++) {
         write_page(i, g);
     }
     report("AMWORK START pid=%d mode=%s pages=%zu\n", getpid(), mode_name, npages);
 
-    t0 = tlast = now();
+    t0 = tlast = tphase = now();
     for (;;) {
         unsigned long r = 0, w = 0;
 
@@ -260,6 +312,33 @@ int main(int argc, char **argv)
         case M_WRITE: w = 1; break;
         case M_MIXED: r = reads; w = writes; break;
         case M_HOLD: usleep(100000); break;
+        case M_PHASE:
+            if (want_phase) {
+                want_phase = 0;
+                tphase = now();
+            }
+            if (now() - tphase < phase_secs) {
+                r = 1;
+            } else {
+                w = 1;
+            }
+            break;
+        case M_RREAD: {
+            uint64_t s = 0;
+
+            /* one pass = npages random pages (xorshift64) */
+            for (size_t i = 0; i < npages; i++) {
+                rnd ^= rnd << 13;
+                rnd ^= rnd >> 7;
+                rnd ^= rnd << 17;
+                s += read_page(rnd % npages);
+                if (service()) {
+                    goto out;
+                }
+            }
+            sink += s;
+            break;
+        }
         }
         for (unsigned long k = 0; k < r; k++) {
             uint64_t s = 0;

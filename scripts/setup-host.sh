@@ -45,6 +45,8 @@ fi
 # Debian's qemu Build-Depends), the option ROM toolchain (gcc-multilib gives
 # a 32-bit capable compiler), the guest (kernel + busybox), and test tools.
 # pahole: BTF for the rebuilt KVM modules (make kvm-modules).
+# sqlite3: the database workload of the guest; iproute2: the emulated links
+# of make bench (network namespaces, veth, tc).
 PKGS="build-essential gcc-multilib git quilt dpkg-dev devscripts
       python3 python3-venv python3-setuptools python3-wheel
       ninja-build pkg-config flex bison
@@ -54,7 +56,7 @@ PKGS="build-essential gcc-multilib git quilt dpkg-dev devscripts
       seabios busybox-static cpio gzip xz-utils zstd kmod
       socat jq libjansson-dev python3-matplotlib
       libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
-      redis-server redis-tools pahole"
+      redis-server redis-tools pahole sqlite3 iproute2"
 BPO_PKGS="meson linux-image-6.12.95+deb12-amd64-unsigned"
 
 missing=""

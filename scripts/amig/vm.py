@@ -134,7 +134,8 @@ class VM:
     """One QEMU process: source or destination of a migration."""
 
     def __init__(self, name, workdir, mem_mib=256, incoming=False,
-                 accel='tcg', extra_args=None, cpu=None, argv=None):
+                 accel='tcg', extra_args=None, cpu=None, argv=None,
+                 wrap=None):
         self.name = name
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -147,6 +148,9 @@ class VM:
         self.extra_args = extra_args or []
         # a whole command line (e.g. another QEMU's) instead of ours
         self.argv = argv
+        # a command prefix, e.g. ['ip', 'netns', 'exec', NS] (it must exec
+        # QEMU, so that the process is QEMU's)
+        self.wrap = wrap or []
         self.proc = None
         self.qmp = None
         self.events = []
@@ -183,7 +187,7 @@ class VM:
                 os.unlink(p)
         log = open(os.path.join(self.dir, 'qemu.log'), 'wb')
         with log:
-            self.proc = subprocess.Popen(self.args(),
+            self.proc = subprocess.Popen(self.wrap + self.args(),
                                          stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
