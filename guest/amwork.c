@@ -186,7 +186,8 @@ static void counter_update(void)
     if (counter_fd < 0) {
         return;
     }
-    n = snprintf(buf, sizeof(buf), "%020llu\n", (unsigned long long)touched);
+    /* space-padded: busybox awk reads a leading 0 as octal */
+    n = snprintf(buf, sizeof(buf), "%20llu\n", (unsigned long long)touched);
     (void)!pwrite(counter_fd, buf, n, 0);
 }
 

@@ -3,10 +3,13 @@
 
 A read-heavy guest is migrated by pre-copy and a write-heavy one by
 post-copy, each chosen by QEMU itself, with the guest's memory verified on
-the destination; the decision is visible over QMP and HMP; bad parameters
+the destination; by default pre-copy starts at once and the decision is
+taken while it runs (no idle measuring), the paper's measure-first order
+stays available; the decision is visible over QMP and HMP; bad parameters
 and a missing 'postcopy-ram' are refused with clear errors; migrate_cancel
-while measuring leaves the source running intact; a warm tracker window
-is used instead of measuring; peers make the classification a gang one.
+while measuring (either order) leaves the source running intact; a warm
+tracker window is used instead of measuring; peers make the
+classification a gang one.
 """
 # SPDX-License-Identifier: GPL-2.0-or-later
 import os
@@ -21,8 +24,12 @@ from amig.migrate import (VmPair, migrate, run_case,  # noqa: E402
 from amig.vm import VM, Workdir  # noqa: E402
 
 FAST = {'adaptive-window': 3000}
+BEFORE = {'adaptive-window': 3000, 'adaptive-start': 'after-measuring'}
 READ = ['hold 32', 'read 8']
 WRITE = ['hold 32', 'write 8']
+# a write loop pre-copy cannot finish at 64 MiB/s within 300 ms: the
+# decision comes at the end of the first pass, and it is post-copy
+WRITE_BIG = ['hold 16', 'write 32']
 
 
 class AdaptiveTest(unittest.TestCase):
@@ -43,24 +50,69 @@ class AdaptiveTest(unittest.TestCase):
         total = (a['membership-read'] + a['membership-write'] +
                  a['membership-mixed'])
         self.assertAlmostEqual(total, 1.0, places=6)
+        self.assertGreaterEqual(a['samples'], 1, a)
         return a
+
+    def check_during_precopy(self, res):
+        """Decided while pre-copy ran: pages moved from the start."""
+        a = res['adaptive']
+        self.assertEqual(a['start'], 'precopy', a)
+        self.assertIn(a['trigger'], ('first-pass', 'window', 'ended'), a)
+        if a['trigger'] == 'ended':
+            # pre-copy finished at the end of its first pass
+            self.assertIn('the migration ended as pre-copy before a '
+                          'decision', a['reason'])
+        # no measuring before the start: the setup is short, and the
+        # decision came at most one window (3 s) plus a poll after it
+        self.assertLess(res['setup-time-ms'], 1000, res)
+        self.assertLessEqual(a['decided-after'], 3000 + 500, a)
+        if a['trigger'] == 'first-pass':
+            self.assertLess(a['samples'], 3, a)
 
     def test_read_heavy_goes_precopy(self):
         res = run_case(READ, 'adaptive', adaptive_params=FAST)
         a = self.check(res, 'precopy')
+        self.check_during_precopy(res)
         self.assertEqual(a['class'], 'read')
         self.assertEqual(res['postcopy-requests'], 0)
         self.assertGreater(a['read-mbps'], 10 * a['write-mbps'])
 
     def test_write_heavy_goes_postcopy(self):
-        res = run_case(WRITE, 'adaptive', adaptive_params=FAST)
+        res = run_case(WRITE_BIG, 'adaptive', adaptive_params=FAST)
         a = self.check(res, 'postcopy')
+        self.check_during_precopy(res)
+        self.assertEqual(a['trigger'], 'first-pass', a)
         self.assertEqual(a['class'], 'write')
         self.assertGreater(res['postcopy-requests'], 0)
         self.assertGreater(res['postcopy-bytes'], 0)
+        # pre-copy moved pages before the switch
+        self.assertGreater(res['precopy-bytes'], 0)
+
+    def test_converging_writer_stays_precopy(self):
+        """A write loop that pre-copy finishes at the end of its first
+        pass: nothing to decide, and the report says what the samples
+        said."""
+        res = run_case(WRITE, 'adaptive', adaptive_params=FAST)
+        self.assertEqual(res['status'], 'completed', res)
+        self.assertEqual(res['integrity'], 'ok', res)
+        a = res['adaptive']
+        self.assertEqual(a['algorithm'], 'precopy', a)
+        self.check_during_precopy(res)
+        self.assertEqual(res['postcopy-requests'], 0)
+
+    def test_after_measuring(self):
+        """The paper's order: a whole window, then the migration."""
+        res = run_case(WRITE, 'adaptive', adaptive_params=BEFORE)
+        a = self.check(res, 'postcopy')
+        self.assertEqual(a['start'], 'after-measuring')
+        self.assertEqual(a['trigger'], 'window')
+        self.assertEqual(a['samples'], 3)
+        self.assertGreaterEqual(a['decided-after'], 3000)
+        self.assertGreaterEqual(res['setup-time-ms'], 3000, res)
+        self.assertEqual(res['precopy-bytes'], 0, res)
 
     def test_hmp_and_gang_peers(self):
-        p = VmPair(WRITE)
+        p = VmPair(WRITE_BIG)
         self.addCleanup(p.close)
         out = p.src.hmp('migrate_set_parameter adaptive-peers '
                         '170:5,90:80,40:120')
@@ -82,7 +134,9 @@ class AdaptiveTest(unittest.TestCase):
         self.assertIn('class: write (fcm, 3 peers', out)
         self.assertIn('algorithm: postcopy (fcm: write-intensive)', out)
         self.assertIn('estimate precopy/working-set', out)
-        ok, lines = verify_workloads(p.dst, len(WRITE))
+        self.assertRegex(out, r'decided on: (first-pass|window), \d+ ms '
+                         r'after the start, \d+ samples')
+        ok, lines = verify_workloads(p.dst, len(WRITE_BIG))
         self.assertTrue(ok, lines)
 
     def test_bad_parameters(self):
@@ -98,7 +152,8 @@ class AdaptiveTest(unittest.TestCase):
                    ({'adaptive-peers': [{'read-mbps': -1,
                                          'write-mbps': 3}]},
                     'adaptive_peers'),
-                   ({'adaptive-policy': 'coin'}, "'coin'")]
+                   ({'adaptive-policy': 'coin'}, "'coin'"),
+                   ({'adaptive-start': 'later'}, "'later'")]
             for args, msg in bad:
                 res, err = vm.try_cmd('migrate-set-parameters', **args)
                 self.assertIsNotNone(err, args)
@@ -106,6 +161,9 @@ class AdaptiveTest(unittest.TestCase):
             params = vm.cmd('query-migrate-parameters')
             self.assertEqual(params['adaptive-smoothing'], 30)
             self.assertEqual(params['adaptive-window'], 10000)
+            self.assertEqual(params['adaptive-start'], 'precopy')
+            self.assertIn('adaptive-start: precopy',
+                          vm.hmp('info migrate_parameters'))
             out = vm.hmp('migrate_set_parameter adaptive-peers 1:x')
             self.assertIn('is not READ:WRITE', out)
             out = vm.hmp('migrate_set_parameter adaptive-objective fast')
@@ -131,12 +189,13 @@ class AdaptiveTest(unittest.TestCase):
         ok, lines = verify_workloads(p.src, len(READ))
         self.assertTrue(ok, lines)
 
-    def test_cancel_while_measuring(self):
+    def test_cancel_while_measuring_before_start(self):
         p = VmPair(READ)
         self.addCleanup(p.close)
         p.start_migration(src_caps={'adaptive': True,
                                     'postcopy-ram': True},
-                          dst_caps={'postcopy-ram': True})
+                          dst_caps={'postcopy-ram': True},
+                          params={'adaptive-start': 'after-measuring'})
         time.sleep(1.5)
         info = p.src.cmd('query-migrate')
         self.assertEqual(info['status'], 'setup')
@@ -145,6 +204,32 @@ class AdaptiveTest(unittest.TestCase):
         p.src.cmd('migrate_cancel')
         info = wait_migration(p.src, 30)
         self.assertEqual(info['status'], 'cancelled')
+        self.assertEqual(p.src.status(), 'running')
+        self.assertEqual(p.src.cmd('query-access-rate')['status'],
+                         'cancelled')
+        ok, lines = verify_workloads(p.src, len(READ))
+        self.assertTrue(ok, lines)
+
+    def test_cancel_while_deciding_during_precopy(self):
+        """Pre-copy runs while the tracker measures; a cancel then stops
+        both and loses nothing."""
+        p = VmPair(READ)
+        self.addCleanup(p.close)
+        p.start_migration(src_caps={'adaptive': True,
+                                    'postcopy-ram': True},
+                          dst_caps={'postcopy-ram': True},
+                          params={'max-bandwidth': 4 * 1048576})
+        time.sleep(1.5)
+        info = p.src.cmd('query-migrate')
+        self.assertEqual(info['status'], 'active')
+        self.assertEqual(info['adaptive']['phase'], 'measuring')
+        self.assertGreater(info['ram']['transferred'], 0)
+        p.src.cmd('migrate_cancel')
+        info = wait_migration(p.src, 30)
+        self.assertEqual(info['status'], 'cancelled')
+        a = info['adaptive']
+        self.assertEqual((a['phase'], a['trigger'], a['algorithm']),
+                         ('decided', 'ended', 'precopy'), a)
         self.assertEqual(p.src.status(), 'running')
         self.assertEqual(p.src.cmd('query-access-rate')['status'],
                          'cancelled')
