@@ -70,6 +70,7 @@ struct conn {
 struct bucket {
     double tokens, rate;        /* bytes, bytes per ns (0: unlimited) */
     double burst;
+    double quantum;             /* least bytes written per wake-up */
     uint64_t last_ns;
 };
 
@@ -173,9 +174,15 @@ static void conn_close(struct conn *c)
     memset(c, 0, sizeof(*c));
 }
 
-/* Read what FROM has into the FIFO of direction D (while there is room). */
+/*
+ * Read what FROM has into the FIFO of direction D (while there is room).
+ * Chunks are allocated at the size read, so that memory stays within
+ * BUFFER plus one chunk header per read even for small messages.
+ */
 static int dir_read(struct dir *d)
 {
+    static char scratch[CHUNK_MAX];
+
     while (!d->eof && d->queued < buf_max) {
         size_t want = buf_max - d->queued;
         struct chunk *k;
@@ -184,19 +191,19 @@ static int dir_read(struct dir *d)
         if (want > CHUNK_MAX) {
             want = CHUNK_MAX;
         }
-        k = malloc(sizeof(*k) + want);
-        if (!k) {
-            die("malloc");
-        }
-        n = read(d->from, k->data, want);
+        n = read(d->from, scratch, want);
         if (n <= 0) {
-            free(k);
             if (n == 0) {
                 d->eof = true;
                 return 0;
             }
             return errno == EAGAIN || errno == EINTR ? 0 : -1;
         }
+        k = malloc(sizeof(*k) + n);
+        if (!k) {
+            die("malloc");
+        }
+        memcpy(k->data, scratch, n);
         k->next = NULL;
         k->len = n;
         k->off = 0;
@@ -225,9 +232,17 @@ static int dir_write_one(struct dir *d, struct bucket *b, int idx, uint64_t t,
     ssize_t w;
 
     if (b->rate > 0) {
+        /* write at least a quantum (or the chunk's rest) at a time: a
+         * wake-up per few bytes would spin a core and send tiny segments */
+        double need = n < b->quantum ? n : b->quantum;
+        uint64_t w_at;
+
         bucket_refill(b, t);
-        if (b->tokens < 1) {
-            *wake = t + (uint64_t)((1 - b->tokens) / b->rate) + 1;
+        if (b->tokens < need) {
+            w_at = t + (uint64_t)((need - b->tokens) / b->rate) + 1;
+            if (!*wake || w_at < *wake) {
+                *wake = w_at;
+            }
             return 0;
         }
         if (n > b->tokens) {
@@ -417,6 +432,8 @@ int main(int argc, char **argv)
         if (bucket[i].burst < 16384) {
             bucket[i].burst = 16384;
         }
+        bucket[i].quantum = bucket[i].burst / 4 < 16384 ? bucket[i].burst / 4
+                                                        : 16384;
         bucket[i].tokens = bucket[i].burst;
         bucket[i].last_ns = now_ns();
     }
