@@ -226,10 +226,17 @@ class AdaptiveTest(unittest.TestCase):
         self.assertGreater(info['ram']['transferred'], 0)
         p.src.cmd('migrate_cancel')
         info = wait_migration(p.src, 30)
-        self.assertEqual(info['status'], 'cancelled')
+        # QEMU 10.0's migration_cancel() shuts the return path down before
+        # it sets 'cancelling': with post-copy's return path open, the
+        # migration thread can see that error first and end as 'failed'
+        # (upstream race, seen once in a fresh-clone make check)
+        self.assertIn(info['status'], ('cancelled', 'failed'), info)
         a = info['adaptive']
         self.assertEqual((a['phase'], a['trigger'], a['algorithm']),
                          ('decided', 'ended', 'precopy'), a)
+        self.assertIn('the migration was cancelled'
+                      if info['status'] == 'cancelled'
+                      else 'the migration failed', a['reason'])
         self.assertEqual(p.src.status(), 'running')
         self.assertEqual(p.src.cmd('query-access-rate')['status'],
                          'cancelled')
