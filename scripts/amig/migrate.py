@@ -90,12 +90,30 @@ def migrate(src, dst, mode, bandwidth_mib=64, downtime_ms=300,
     wall = time.monotonic() - t0
     adaptive = info.get('adaptive')
     stop_t = event_time(src, 'STOP')
-    ram = info.get('ram', {})
-    res = {
+    res = dict(result_of(info, wall), **{
         'mode': mode,
+        'timed-out': bool(info.get('harness-timeout')),
+        'bandwidth-mib': bandwidth_mib,
+        'downtime-limit-ms': downtime_ms,
+    })
+    if adaptive:
+        res['adaptive'] = adaptive
+        res['mode'] = 'adaptive:%s' % adaptive.get('algorithm', '?')
+    if res['status'] == 'completed':
+        wait_running(dst)
+        resume_t = event_time(dst, 'RESUME')
+        if stop_t is not None and resume_t is not None:
+            res['stop-to-resume-ms'] = round((resume_t - stop_t) * 1000, 1)
+    return res
+
+
+def result_of(info, wall):
+    """The figures of a finished migration from its last query-migrate
+    answer INFO; WALL: seconds the harness waited."""
+    ram = info.get('ram') or {}
+    return {
         'status': info.get('status'),
         'error': info.get('error-desc'),
-        'timed-out': bool(info.get('harness-timeout')),
         'total-time-ms': info.get('total-time'),
         'downtime-ms': info.get('downtime'),
         'setup-time-ms': info.get('setup-time'),
@@ -105,26 +123,21 @@ def migrate(src, dst, mode, bandwidth_mib=64, downtime_ms=300,
         'postcopy-bytes': ram.get('postcopy-bytes'),
         'postcopy-requests': ram.get('postcopy-requests'),
         'dirty-sync-count': ram.get('dirty-sync-count'),
-        'bandwidth-mib': bandwidth_mib,
-        'downtime-limit-ms': downtime_ms,
     }
-    if adaptive:
-        res['adaptive'] = adaptive
-        res['mode'] = 'adaptive:%s' % adaptive.get('algorithm', '?')
-    if res['status'] == 'completed':
-        deadline = time.monotonic() + 30
-        while dst.status() != 'running':
-            if time.monotonic() > deadline:
-                raise HarnessError('destination not running after migration')
-            time.sleep(0.1)
-        resume_t = event_time(dst, 'RESUME')
-        if stop_t is not None and resume_t is not None:
-            res['stop-to-resume-ms'] = round((resume_t - stop_t) * 1000, 1)
-    return res
 
 
-def event_time(vm, name):
-    """Host time (s) of the first event NAME that VM sent, or None.
+def wait_running(dst, timeout=30, poll=0.05):
+    """Wait until the destination of a completed migration runs."""
+    deadline = time.monotonic() + timeout
+    while dst.status() != 'running':
+        if time.monotonic() > deadline:
+            raise HarnessError('destination not running after migration')
+        time.sleep(poll)
+
+
+def event_time(vm, name, since=None):
+    """Host time (s) of the first event NAME that VM sent (at or after
+    SINCE, host time, if given), or None.
 
     Source and destination run on the same host, so the source's STOP and
     the destination's RESUME time-stamps measure the real pause of the
@@ -134,7 +147,9 @@ def event_time(vm, name):
     for ev in vm.events:
         if ev.get('event') == name:
             ts = ev['timestamp']
-            return ts['seconds'] + ts['microseconds'] / 1e6
+            t = ts['seconds'] + ts['microseconds'] / 1e6
+            if since is None or t >= since:
+                return t
     return None
 
 

@@ -25,6 +25,7 @@ what `query-migrate` says while it runs, as the operators' tools do:
 
 import time
 
+from .migrate import event_time, result_of, set_caps, wait_running
 from .vm import HarnessError
 
 MiB = 1024 * 1024
@@ -51,11 +52,6 @@ def caps_for(scheme):
     c['auto-converge'] = scheme == 'autoconverge'
     c['adaptive'] = scheme.startswith('adaptive')
     return c
-
-
-def set_caps(vm, caps):
-    vm.cmd('migrate-set-capabilities', capabilities=[
-        {'capability': k, 'state': v} for k, v in caps.items()])
 
 
 class Rule:
@@ -101,19 +97,6 @@ class Rule:
                 self.why = 'completion timeout %.1f s' % self.timeout
                 return True
         return False
-
-
-def event_time(vm, name, since):
-    """Host time of the first event NAME at or after SINCE (host time)."""
-    for ev in vm.qmp.get_events(wait=False):
-        vm.events.append(ev)
-    for ev in vm.events:
-        if ev.get('event') == name:
-            ts = ev['timestamp']
-            t = ts['seconds'] + ts['microseconds'] / 1e6
-            if t >= since:
-                return t
-    return None
 
 
 def run(scheme, src, dst, uri, incoming_uri, mem_mib, rate_mibs,
@@ -180,38 +163,22 @@ def run(scheme, src, dst, uri, incoming_uri, mem_mib, rate_mibs,
             if not err:
                 switched_at = round(t, 3)
         time.sleep(poll)
-    wall = time.monotonic() - t0
-    ram = info.get('ram') or {}
-    res = {
+    res = dict(result_of(info, time.monotonic() - t0), **{
         'scheme': scheme,
-        'status': 'timeout' if timed_out and info.get('status') !=
-        'completed' else info.get('status'),
-        'error': info.get('error-desc'),
-        'total-time-ms': info.get('total-time'),
-        'downtime-ms': info.get('downtime'),
-        'setup-time-ms': info.get('setup-time'),
-        'wall-s': round(wall, 3),
-        'bytes': ram.get('transferred'),
-        'precopy-bytes': ram.get('precopy-bytes'),
-        'postcopy-bytes': ram.get('postcopy-bytes'),
-        'postcopy-requests': ram.get('postcopy-requests'),
-        'dirty-sync-count': ram.get('dirty-sync-count'),
         'switched-at-s': switched_at,
         'switch-reason': rule.why,
-        # what ran: a switch asked for when pre-copy was already
-        # completing does not make a post-copy migration
-        'algorithm': 'postcopy' if ram.get('postcopy-bytes') or
-        ram.get('postcopy-requests') else 'precopy',
-    }
+    })
+    if timed_out and res['status'] != 'completed':
+        res['status'] = 'timeout'
+    # what ran: a switch asked for when pre-copy was already completing
+    # does not make a post-copy migration
+    res['algorithm'] = ('postcopy' if res['postcopy-bytes'] or
+                        res['postcopy-requests'] else 'precopy')
     if info.get('adaptive'):
         res['adaptive'] = info['adaptive']
         res['adaptive-choice'] = info['adaptive'].get('algorithm')
     if res['status'] == 'completed':
-        deadline = time.monotonic() + 30
-        while dst.status() != 'running':
-            if time.monotonic() > deadline:
-                raise HarnessError('destination not running after migration')
-            time.sleep(0.05)
+        wait_running(dst)
         stop_t = event_time(src, 'STOP', wall0 - 1)
         resume_t = event_time(dst, 'RESUME', wall0 - 1)
         if stop_t is not None and resume_t is not None:
