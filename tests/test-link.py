@@ -10,7 +10,13 @@ amlink relay), and a migration through it.
   in a loop, through a 32 MiB/s link with a 20 ms round trip, completes
   with the guest's memory verified on the destination, and the
   destination reports the time its vCPU was blocked on page faults;
-- the same guest migrated back by pre-copy completes too, verified.
+- the same guest migrated back by pre-copy completes too, verified;
+- the 'adaptive' capability, migrating that guest through the same link,
+  measures the link on the migration stream itself (the round trip of a
+  PING within 50% of the link's, the stream's throughput within 40% of
+  the link's rate), decides, and reports predicted against measured with
+  the total time within 50% (a check that the models are sane, not of
+  their accuracy: make bench prints that).
 """
 # SPDX-License-Identifier: GPL-2.0-or-later
 import os
@@ -89,6 +95,54 @@ class LinkTest(unittest.TestCase):
                 ok = True
             finally:
                 for vm in (src, dst, back):
+                    vm.stop()
+                wd.done(ok)
+
+    def test_adaptive_through_link(self):
+        wls = ['hold 16', 'write 8']
+        wd = Workdir()
+        ok = False
+        with Link(32, 10, [4444]) as link:
+            fig = link.measure('a')
+            print('link: %s' % fig)
+            src = VM('src', wd.path, wrap=link.wrap('a'))
+            dst = VM('dst', wd.path, incoming=True, wrap=link.wrap('b'))
+            try:
+                src.start()
+                src.wait_boot()
+                start_workloads(src, wls)
+                dst.start()
+                r = schemes.run('adaptive-model', src, dst,
+                                link.uri(4444, 'a'),
+                                link.incoming_uri(4444, 'b'), 256, 32, 120)
+                a = r['adaptive']
+                print('adaptive: %s' % a)
+                self.assertEqual(r['status'], 'completed', r)
+                good, lines = verify_workloads(dst, len(wls))
+                self.assertTrue(good, lines)
+                self.assertEqual(a['policy'], 'model', a)
+                self.assertEqual(a['objective'], 'guest-stall', a)
+                self.assertIn(a['trigger'], ('first-pass', 'window'), a)
+                m = a['inputs']
+                self.assertTrue(m['bandwidth-measured'], m)
+                self.assertTrue(m['preempt'], m)
+                self.assertLess(abs(m['rtt-ms'] - fig['rtt-ms']),
+                                0.5 * fig['rtt-ms'], (m, fig))
+                # behind the pages queued in the stream, never faster
+                self.assertGreaterEqual(m['rtt-loaded-ms'],
+                                        0.9 * m['rtt-ms'], m)
+                self.assertLess(abs(m['bandwidth-mbps'] - 32), 0.4 * 32, m)
+                self.assertLess(abs(a['total-time-error']), 0.5, a)
+                self.assertIn('downtime-error', a)
+                if a['algorithm'] == 'postcopy':
+                    self.assertIn('predicted-blocktime', a)
+                out = src.hmp('info migrate')
+                self.assertRegex(out, r'measured: stream [0-9.]+ MiB/s, '
+                                 r'round trip [0-9.]+ ms \([0-9.]+ ms '
+                                 r'behind the stream\)')
+                ok = True
+            finally:
+                for vm in (src, dst):
                     vm.stop()
                 wd.done(ok)
 

@@ -48,7 +48,9 @@ def caps_for(scheme):
     c = dict.fromkeys(CAPS, False)
     c['events'] = True
     c['postcopy-ram'] = scheme != 'precopy' and scheme != 'autoconverge'
-    c['postcopy-preempt'] = scheme == 'postcopy-preempt'
+    # the adaptive capability uses preempt when it switches to post-copy
+    c['postcopy-preempt'] = (scheme == 'postcopy-preempt' or
+                             scheme.startswith('adaptive'))
     c['auto-converge'] = scheme == 'autoconverge'
     c['adaptive'] = scheme.startswith('adaptive')
     return c
