@@ -391,8 +391,10 @@ static void measure_all(void)
             if (!strcmp(st, "measured")) {
                 v->read_ok = json_is_true(json_object_get(
                     r, "read-rate-available"));
-                v->read_mbps = jnum(r, "read-mbps", 0);
-                v->write_mbps = jnum(r, "write-mbps", 0);
+                /* distinct MiB per second, as adaptive-peers takes them */
+                v->read_mbps = jnum(r, "read-bytes-per-sec", 0) / 1048576.0;
+                v->write_mbps = jnum(r, "write-bytes-per-sec", 0) /
+                                1048576.0;
                 json_decref(r);
                 break;
             }
