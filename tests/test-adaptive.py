@@ -13,7 +13,9 @@ stays available; the decision is visible over QMP and HMP; bad parameters
 and a missing 'postcopy-ram' are refused with clear errors; migrate_cancel
 while measuring (either order) leaves the source running intact; a warm
 tracker window is used instead of measuring; peers make the
-classification a gang one.
+classification a gang one; adaptive-* parameters changed and the
+tracker's commands issued while the migration measures neither crash it
+nor take its measurement away.
 """
 # SPDX-License-Identifier: GPL-2.0-or-later
 import os
@@ -261,6 +263,78 @@ class AdaptiveTest(unittest.TestCase):
         ok, lines = verify_workloads(p.src, len(READ))
         self.assertTrue(ok, lines)
 
+    def test_parameters_changed_while_measuring(self):
+        """The adaptive-* parameters changed while the migration measures
+        (the list of peers grown, then emptied; the policy and the
+        window changed): the migration goes on with those it started
+        with.  Before they were snapshot at the start, the peers were
+        counted at the start and walked again at the decision without
+        the BQL: a use-after-free, and a heap overflow when the list
+        grew."""
+        p = VmPair(READ)
+        self.addCleanup(p.close)
+        p.start_migration(src_caps={'adaptive': True,
+                                    'postcopy-ram': True},
+                          dst_caps={'postcopy-ram': True},
+                          params={'adaptive-start': 'after-measuring',
+                                  'adaptive-window': 3000,
+                                  'adaptive-policy': 'fcm',
+                                  'adaptive-peers': [
+                                      {'read-mbps': 170, 'write-mbps': 5},
+                                      {'read-mbps': 90, 'write-mbps': 80},
+                                      {'read-mbps': 40, 'write-mbps': 120}]})
+        time.sleep(1.0)
+        self.assertEqual(p.src.cmd('query-migrate')['adaptive']['phase'],
+                         'measuring')
+        many = [{'read-mbps': 10 + i, 'write-mbps': 100 - i}
+                for i in range(40)]
+        p.src.cmd('migrate-set-parameters', **{'adaptive-peers': many,
+                                               'adaptive-policy': 'model',
+                                               'adaptive-window': 1000})
+        p.src.cmd('migrate-set-parameters', **{'adaptive-peers': []})
+        info = wait_migration(p.src, 120)
+        self.assertEqual(info['status'], 'completed', info)
+        a = info['adaptive']
+        self.assertEqual(a['peers'], 3, a)
+        self.assertEqual(a['policy'], 'fcm', a)
+        self.assertEqual(a['classifier'], 'fcm', a)
+        self.assertEqual(a['samples'], 3, a)
+        ok, lines = verify_workloads(p.dst, len(READ))
+        self.assertTrue(ok, lines)
+
+    def test_tracker_commands_while_measuring(self):
+        """calc-access-rate and cancel-access-rate while a migration
+        measures are refused with an error saying why (they used to
+        restart or kill the migration's measurement silently); the
+        migration's decision is taken on its own window."""
+        p = VmPair(READ)
+        self.addCleanup(p.close)
+        p.start_migration(src_caps={'adaptive': True,
+                                    'postcopy-ram': True},
+                          dst_caps={'postcopy-ram': True},
+                          params={'adaptive-start': 'after-measuring',
+                                  'adaptive-window': 3000})
+        time.sleep(1.0)
+        for cmd, args in (('calc-access-rate', {'window-ms': 1000}),
+                          ('cancel-access-rate', {})):
+            r, err = p.src.try_cmd(cmd, **args)
+            self.assertIsNotNone(err, cmd)
+            self.assertIn('measuring for a migration', err)
+        out = p.src.hmp('cancel_access_rate')
+        self.assertIn('measuring for a migration', out)
+        self.assertEqual(p.src.cmd('query-access-rate')['status'],
+                         'measuring')
+        info = wait_migration(p.src, 120)
+        self.assertEqual(info['status'], 'completed', info)
+        a = info['adaptive']
+        self.assertEqual(a['trigger'], 'window', a)
+        self.assertEqual(a['samples'], 3, a)
+        # once the migration's measurement is over, the monitor's work
+        r, err = p.src.try_cmd('calc-access-rate', **{'window-ms': 1000})
+        self.assertIsNone(err, err)
+        ok, lines = verify_workloads(p.dst, len(READ))
+        self.assertTrue(ok, lines)
+
     def test_cancel_while_deciding_during_precopy(self):
         """Pre-copy runs while the tracker measures; a cancel then stops
         both and loses nothing."""
@@ -303,8 +377,14 @@ class AdaptiveTest(unittest.TestCase):
         res = migrate(p.src, p.dst, 'adaptive')
         self.assertEqual(res['status'], 'completed', res)
         a = res['adaptive']
-        self.assertTrue(a['warm-window'])
-        self.assertEqual(a['algorithm'], 'precopy')
+        self.assertTrue(a['warm-window'], a)
+        if a['trigger'] == 'first-pass':
+            # decided pre-copy on the warm window, then taken again at
+            # the end of the first pass, on the same window
+            self.assertIn('taken again on the window', a['reason'])
+        else:
+            self.assertEqual(a['trigger'], 'warm-window', a)
+            self.assertEqual(a['algorithm'], 'precopy', a)
         # no 10 s measurement happened
         self.assertLess(res['setup-time-ms'], 2000, res)
         ok, lines = verify_workloads(p.dst, len(READ))
