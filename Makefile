@@ -17,97 +17,97 @@ STAMP := /var/lib/adaptive-migration
         bench bench-quick bench-gang bench-tracker kvm-modules check-kvm bench-kvm linux kvm-patches \
         clean distclean help
 
-all: build guest
+all: build guest ## build QEMU and the test guest
 
-help:
-	@sed -n 's/^#   //p' Makefile
+help: ## this list
+	@awk -F':.*## ' '/^[a-z-]+:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' Makefile
 
-setup:
+setup: ## install the Debian packages and apt sources the project needs
 	scripts/setup-host.sh
 
 # Create qemu/ from Debian's source and apply patches/ (refuses to destroy
 # work that is not exported).
-qemu: setup
+qemu: setup ## create qemu/ from Debian's source with patches/ applied
 	scripts/prepare-qemu
 
-build: qemu
+build: qemu ## build qemu/ (x86_64-softmmu)
 	scripts/build-qemu
 
-guest: setup
+guest: setup ## build the test guest (kernel + busybox initramfs + amwork)
 	scripts/build-guest
 
 # The gang coordinator (C, QMP over unix sockets, jansson).
-gang: setup out/amgang
+gang: setup out/amgang ## build the gang coordinator out/amgang
 
 out/amgang: gang/amgang.c
 	mkdir -p out
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ gang/amgang.c -ljansson -lvirt -lvirt-qemu -lm
 
 # Export the commits in qemu/ since the base into patches/.
-patches:
+patches: ## export the commits of qemu/ into patches/
 	scripts/export-patches
 
-check-patch-sync:
+check-patch-sync: ## check that qemu/ and patches/ hold the same series
 	scripts/check-patch-sync
 
-demo: build guest gang
+demo: build guest gang ## migrate a read-heavy and a write-heavy guest by pre-copy, post-copy, adaptive
 	scripts/demo
 
-check: build guest gang linux
+check: build guest gang linux ## run every test (tests/run)
 	tests/run
 
 # Every scheme (fixed, the operators' rules, adaptive) on every workload
 # over emulated links (data centre, LAN, WAN; scaled to TCG), with the
 # per-cell oracle and regrets: out/bench/link/ (progress on stderr).
-bench: build guest
+bench: build guest ## the emulated-link benchmark, whole matrix (about 45 min): out/bench/link/
 	scripts/bench-link
 
 # A small subset of it, in a few minutes: out/bench/link-quick/.
-bench-quick: build guest
+bench-quick: build guest ## a subset of it (a few minutes): out/bench/link-quick/
 	scripts/bench-link --quick
 
 # The earlier gang bench over local sockets: the paper's four VMs, then
 # the redis set (out/bench/paper/, out/bench/redis/).
-bench-gang: build guest gang
+bench-gang: build guest gang ## the earlier gang bench over local sockets
 	scripts/bench-gang --workset paper
 	scripts/bench-gang --workset redis
 
 # Guest throughput with the access-rate tracker on vs off (a ratio).
-bench-tracker: build guest
+bench-tracker: build guest ## guest throughput with the access-rate tracker on vs off
 	scripts/bench-tracker
 
 # The KVM modules (kvm.ko, kvm-amd.ko, kvm-intel.ko) and the KVM selftests
 # of a kernel tree (default .cache/linux, or KVM_TREE=...) for Debian's
 # installed 6.12 kernel, into out/kvm.  KVM_SELFTESTS=... picks the selftests.
-kvm-modules: linux
+kvm-modules: linux ## build the KVM modules and selftests of .cache/linux into out/kvm
 	scripts/build-kvm-modules $(KVM_TREE)
 
 # Those modules tested in a TCG guest with nested SVM (exit 77: skipped):
 # the selftest, the scan-cost benchmark, and the patched QEMU with
 # -accel kvm whose tracker must tell a reading guest from a writing one.
-check-kvm: build guest linux
+check-kvm: build guest linux ## test them nested (TCG guest with SVM): selftests, QEMU with -accel kvm
 	scripts/check-kvm $(KVM_TREE)
 
 # Only the scan-cost benchmark (ns per SPTE, KVM_GET_ACCESS_COUNTS next to
 # KVM_CLEAR_DIRTY_LOG on a 256 MiB slot of 4 KiB mappings, one run).
-bench-kvm: build guest linux
+bench-kvm: build guest linux ## the KVM scan-cost benchmark (ns per SPTE)
 	KVM_L2_RUNS=0 KVM_SELFTESTS=x86_64/access_counts_test KVM_BENCH_ITERATIONS=10 \
 	    scripts/check-kvm $(KVM_TREE)
 
 # .cache/linux: Debian's linux-source-6.12 with linux-kvm-patches/ applied
 # (refuses to destroy work that is not exported).
-linux: setup
+linux: setup ## create .cache/linux: Debian's 6.12 source with linux-kvm-patches/ applied
 	scripts/prepare-linux
 
 # Export the commits of .cache/linux into linux-kvm-patches/.
-kvm-patches:
+kvm-patches: ## export the commits of .cache/linux into linux-kvm-patches/
 	scripts/export-kvm-patches
 
 # Removes build products only; qemu/ is kept (it may hold your work).
-clean:
+clean: ## remove build products (keeps qemu/)
 	rm -rf out qemu/build
 
 # Removes qemu/ too, but only when everything in it is in patches/.
-distclean:
+distclean: ## remove qemu/ and .cache/ too, if everything is exported
 	scripts/check-patch-sync
 	rm -rf out qemu .cache
