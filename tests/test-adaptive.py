@@ -42,6 +42,13 @@ WRITE = ['hold 32', 'write 8']
 WRITE_BIG = ['hold 16', 'write 32']
 
 
+def start_adaptive(p, params):
+    """Start an adaptive migration of the pair P by hand (post-copy
+    allowed on both sides), with migration parameters PARAMS."""
+    p.start_migration(src_caps={'adaptive': True, 'postcopy-ram': True},
+                      dst_caps={'postcopy-ram': True}, params=params)
+
+
 class AdaptiveTest(unittest.TestCase):
 
     def check(self, res, algorithm):
@@ -245,10 +252,7 @@ class AdaptiveTest(unittest.TestCase):
     def test_cancel_while_measuring_before_start(self):
         p = VmPair(READ)
         self.addCleanup(p.close)
-        p.start_migration(src_caps={'adaptive': True,
-                                    'postcopy-ram': True},
-                          dst_caps={'postcopy-ram': True},
-                          params={'adaptive-start': 'after-measuring'})
+        start_adaptive(p, {'adaptive-start': 'after-measuring'})
         time.sleep(1.5)
         info = p.src.cmd('query-migrate')
         self.assertEqual(info['status'], 'setup')
@@ -273,16 +277,13 @@ class AdaptiveTest(unittest.TestCase):
         grew."""
         p = VmPair(READ)
         self.addCleanup(p.close)
-        p.start_migration(src_caps={'adaptive': True,
-                                    'postcopy-ram': True},
-                          dst_caps={'postcopy-ram': True},
-                          params={'adaptive-start': 'after-measuring',
-                                  'adaptive-window': 3000,
-                                  'adaptive-policy': 'fcm',
-                                  'adaptive-peers': [
-                                      {'read-mbps': 170, 'write-mbps': 5},
-                                      {'read-mbps': 90, 'write-mbps': 80},
-                                      {'read-mbps': 40, 'write-mbps': 120}]})
+        start_adaptive(p, {'adaptive-start': 'after-measuring',
+                           'adaptive-window': 3000,
+                           'adaptive-policy': 'fcm',
+                           'adaptive-peers': [
+                               {'read-mbps': 170, 'write-mbps': 5},
+                               {'read-mbps': 90, 'write-mbps': 80},
+                               {'read-mbps': 40, 'write-mbps': 120}]})
         time.sleep(1.0)
         self.assertEqual(p.src.cmd('query-migrate')['adaptive']['phase'],
                          'measuring')
@@ -309,11 +310,8 @@ class AdaptiveTest(unittest.TestCase):
         migration's decision is taken on its own window."""
         p = VmPair(READ)
         self.addCleanup(p.close)
-        p.start_migration(src_caps={'adaptive': True,
-                                    'postcopy-ram': True},
-                          dst_caps={'postcopy-ram': True},
-                          params={'adaptive-start': 'after-measuring',
-                                  'adaptive-window': 3000})
+        start_adaptive(p, {'adaptive-start': 'after-measuring',
+                           'adaptive-window': 3000})
         time.sleep(1.0)
         for cmd, args in (('calc-access-rate', {'window-ms': 1000}),
                           ('cancel-access-rate', {})):
@@ -344,10 +342,7 @@ class AdaptiveTest(unittest.TestCase):
         both and loses nothing."""
         p = VmPair(READ)
         self.addCleanup(p.close)
-        p.start_migration(src_caps={'adaptive': True,
-                                    'postcopy-ram': True},
-                          dst_caps={'postcopy-ram': True},
-                          params={'max-bandwidth': 4 * 1048576})
+        start_adaptive(p, {'max-bandwidth': 4 * 1048576})
         time.sleep(1.5)
         info = p.src.cmd('query-migrate')
         self.assertEqual(info['status'], 'active')

@@ -32,6 +32,33 @@ from amig.migrate import start_workloads, verify_workloads  # noqa: E402
 from amig.vm import VM, Workdir  # noqa: E402
 
 
+WRITER = ['hold 16', 'write 8']
+
+
+def boot_and_migrate(link, wd, scheme, *extra):
+    """Boot a source running WRITER and a destination through LINK, and
+    migrate by SCHEME at 32 MiB/s.  Returns (result, [src, dst, and an
+    incoming VM on side 'a' for each name in EXTRA]); the caller stops
+    them (they are stopped here if this fails)."""
+    src = VM('src', wd.path, wrap=link.wrap('a'))
+    dst = VM('dst', wd.path, incoming=True, wrap=link.wrap('b'))
+    more = [VM(n, wd.path, incoming=True, wrap=link.wrap('a'))
+            for n in extra]
+    vms = [src, dst] + more
+    try:
+        src.start()
+        src.wait_boot()
+        start_workloads(src, WRITER)
+        dst.start()
+        r = schemes.run(scheme, src, dst, link.uri(4444, 'a'),
+                        link.incoming_uri(4444, 'b'), 256, 32, 120)
+    except BaseException:
+        for vm in vms:
+            vm.stop()
+        raise
+    return r, vms
+
+
 class LinkTest(unittest.TestCase):
 
     def test_amlink_arguments(self):
@@ -59,25 +86,16 @@ class LinkTest(unittest.TestCase):
             self.assertLess(m['rtt-ms'], 4, m)
 
     def test_postcopy_through_link(self):
-        wls = ['hold 16', 'write 8']
         wd = Workdir()
         ok = False
         with Link(32, 10, [4444]) as link:
             print('link: %s' % link.measure('a'))
-            src = VM('src', wd.path, wrap=link.wrap('a'))
-            dst = VM('dst', wd.path, incoming=True, wrap=link.wrap('b'))
-            back = VM('back', wd.path, incoming=True, wrap=link.wrap('a'))
+            r, vms = boot_and_migrate(link, wd, 'postcopy-preempt', 'back')
+            src, dst, back = vms
             try:
-                src.start()
-                src.wait_boot()
-                start_workloads(src, wls)
-                dst.start()
-                r = schemes.run('postcopy-preempt', src, dst,
-                                link.uri(4444, 'a'),
-                                link.incoming_uri(4444, 'b'), 256, 32, 120)
                 print('post-copy: %s' % r)
                 self.assertEqual(r['status'], 'completed', r)
-                good, lines = verify_workloads(dst, len(wls))
+                good, lines = verify_workloads(dst, len(WRITER))
                 self.assertTrue(good, lines)
                 self.assertGreater(r['postcopy-requests'], 0, r)
                 # the cost local sockets hide: the vCPU waited on faults
@@ -90,35 +108,27 @@ class LinkTest(unittest.TestCase):
                 print('pre-copy back: %s' % r)
                 self.assertEqual(r['status'], 'completed', r)
                 self.assertEqual(r['postcopy-requests'], 0, r)
-                good, lines = verify_workloads(back, len(wls))
+                good, lines = verify_workloads(back, len(WRITER))
                 self.assertTrue(good, lines)
                 ok = True
             finally:
-                for vm in (src, dst, back):
+                for vm in vms:
                     vm.stop()
                 wd.done(ok)
 
     def test_adaptive_through_link(self):
-        wls = ['hold 16', 'write 8']
         wd = Workdir()
         ok = False
         with Link(32, 10, [4444]) as link:
             fig = link.measure('a')
             print('link: %s' % fig)
-            src = VM('src', wd.path, wrap=link.wrap('a'))
-            dst = VM('dst', wd.path, incoming=True, wrap=link.wrap('b'))
+            r, vms = boot_and_migrate(link, wd, 'adaptive-model')
+            src, dst = vms
             try:
-                src.start()
-                src.wait_boot()
-                start_workloads(src, wls)
-                dst.start()
-                r = schemes.run('adaptive-model', src, dst,
-                                link.uri(4444, 'a'),
-                                link.incoming_uri(4444, 'b'), 256, 32, 120)
                 a = r['adaptive']
                 print('adaptive: %s' % a)
                 self.assertEqual(r['status'], 'completed', r)
-                good, lines = verify_workloads(dst, len(wls))
+                good, lines = verify_workloads(dst, len(WRITER))
                 self.assertTrue(good, lines)
                 self.assertEqual(a['policy'], 'model', a)
                 self.assertEqual(a['objective'], 'guest-stall', a)
@@ -142,10 +152,9 @@ class LinkTest(unittest.TestCase):
                                  r'behind the stream\)')
                 ok = True
             finally:
-                for vm in (src, dst):
+                for vm in vms:
                     vm.stop()
                 wd.done(ok)
-
 
 if __name__ == '__main__':
     if os.geteuid() != 0:
