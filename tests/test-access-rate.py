@@ -407,6 +407,84 @@ class TcgIdleVcpuTest(unittest.TestCase):
             wd.done(ok)
 
 
+def qmp_latency_ms(vm, name, **args):
+    t0 = time.monotonic()
+    vm.cmd(name, **args)
+    return (time.monotonic() - t0) * 1000
+
+
+class LargeGuestBqlTest(unittest.TestCase):
+    """What the tracker costs the BQL on a 16 GiB guest (RAM reserved
+    lazily, the guest not started), per backend: the monitor's commands
+    (which run with the BQL) must not wait for the tracker's passes over
+    every page (per scan, and per sample period: the working sets), the
+    dirty-log backend's fetch under the BQL is measured by QEMU and
+    reported, and a cancel does not wait for a period's pass."""
+
+    def run_backend(self, backend):
+        wd = Workdir()
+        vm = VM('bql', wd.path, mem_mib=16384,
+                extra_args=['-S', '-object',
+                            'memory-backend-ram,id=big,size=16G,'
+                            'reserve=off',
+                            '-machine', 'memory-backend=big'])
+        vm.start()
+        ok = False
+        try:
+            vm.cmd('calc-access-rate', backend=backend,
+                   **{'window-ms': 60000})
+            lat_q, lat_s = [], []
+            t_end = time.monotonic() + 4.5
+            while time.monotonic() < t_end:
+                lat_q.append(qmp_latency_ms(vm, 'query-access-rate'))
+                lat_s.append(qmp_latency_ms(vm, 'query-status'))
+            info = vm.cmd('query-access-rate')
+            # cancel right after a period ends, when its pass runs
+            n = len(info['samples'])
+            while len(vm.cmd('query-access-rate')['samples']) == n:
+                time.sleep(0.005)
+            lat_c = qmp_latency_ms(vm, 'cancel-access-rate')
+            lat_q.sort()
+            lat_s.sort()
+            print('16 GiB guest, %s backend: %d pages; query-access-rate '
+                  'p50 %.2f / max %.2f ms, query-status p50 %.2f / max '
+                  '%.2f ms (%d of each); cancel %.1f ms; the tracker: '
+                  'scan up to %s us, BQL held up to %s us a scan, scan '
+                  'period %s ms (asked %s)'
+                  % (backend, info['guest-pages'], lat_q[len(lat_q) // 2],
+                     lat_q[-1], lat_s[len(lat_s) // 2], lat_s[-1],
+                     len(lat_q), lat_c, info.get('scan-time-max-us'),
+                     info.get('bql-hold-max-us'),
+                     info.get('effective-scan-period-ms'),
+                     info['scan-period-ms']))
+            self.assertGreaterEqual(info['guest-pages'], 4 << 20)
+            self.assertGreaterEqual(len(info['samples']), 3, info)
+            # the longest BQL wait seen from the monitor: no O(pages)
+            # pass runs under a lock that the monitor's commands take
+            self.assertLess(lat_q[-1], 35, lat_q[-10:])
+            self.assertLess(lat_s[-1], 35, lat_s[-10:])
+            self.assertLess(lat_c, 50)
+            self.assertIn('bql-hold-max-us', info)
+            if backend == 'tcg':
+                self.assertEqual(info['bql-hold-max-us'], 0)
+            else:
+                self.assertGreater(info['bql-hold-max-us'], 0)
+                self.assertLess(info['bql-hold-max-us'], 25000)
+            self.assertGreater(info['scan-time-max-us'], 0)
+            self.assertGreaterEqual(info['effective-scan-period-ms'],
+                                    info['scan-period-ms'])
+            ok = True
+        finally:
+            vm.stop()
+            wd.done(ok)
+
+    def test_tcg(self):
+        self.run_backend('tcg')
+
+    def test_dirty_log(self):
+        self.run_backend('dirty-log')
+
+
 class LargeGuestTest(unittest.TestCase):
     """The tracker's memory is O(guest pages), whatever the window: a
     64 GiB guest (RAM reserved lazily, the guest not started) measured
