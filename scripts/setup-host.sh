@@ -45,6 +45,7 @@ fi
 # Debian's qemu Build-Depends), the option ROM toolchain (gcc-multilib gives
 # a 32-bit capable compiler), the guest (kernel + busybox), and test tools.
 # pahole: BTF for the rebuilt KVM modules (make kvm-modules).
+# ipxe-qemu: the NIC option ROMs of the q35 machine of the migration qtests.
 # sqlite3: the database workload of the guest; iproute2: the emulated links
 # of make bench (network namespaces, veth, tc).
 PKGS="build-essential gcc-multilib git quilt dpkg-dev devscripts
@@ -53,7 +54,7 @@ PKGS="build-essential gcc-multilib git quilt dpkg-dev devscripts
       libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev libslirp-dev
       libcap-ng-dev libattr1-dev libaio-dev liburing-dev libzstd-dev
       libnuma-dev
-      seabios busybox-static cpio gzip xz-utils zstd kmod
+      seabios ipxe-qemu busybox-static cpio gzip xz-utils zstd kmod
       socat jq libjansson-dev python3-matplotlib
       libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
       redis-server redis-tools pahole sqlite3 iproute2"

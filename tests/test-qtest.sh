@@ -2,11 +2,19 @@
 # The series' qtests (tests/qtest/ in qemu/), built and run against the
 # build tree's QEMU: access-rate-test (boot-sector guests under TCG; the
 # tracker's tcg and dirty-log backends against exact page counts, and
-# range errors).
+# range errors) and migration-test's /migration/adaptive/ tests (the
+# capability's choice for boot-block readers, writers and a mixed guest,
+# parameters and tracker commands while measuring, post-copy recovery).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=$top/qemu/build
-for t in access-rate-test; do
+for t in access-rate-test migration-test; do
     ninja -C "$B" "tests/qtest/$t" > /dev/null
-    (cd "$B" && QTEST_QEMU_BINARY=./qemu-system-x86_64 "./tests/qtest/$t" --verbose)
 done
+(cd "$B" && QTEST_QEMU_BINARY=./qemu-system-x86_64 ./tests/qtest/access-rate-test --verbose)
+paths=""
+for t in needs-postcopy busy-measuring fcm/reader model/reader model/writer \
+         guarded/mixed postcopy/recovery/plain; do
+    paths="$paths -p /x86_64/migration/adaptive/$t"
+done
+(cd "$B" && QTEST_QEMU_BINARY=./qemu-system-x86_64 ./tests/qtest/migration-test --verbose $paths)
