@@ -407,6 +407,15 @@ class TcgIdleVcpuTest(unittest.TestCase):
             wd.done(ok)
 
 
+def lazy_guest(name, wd, gib):
+    """A guest of GIB GiB whose RAM is reserved lazily, not started (-S):
+    the tracker's costs grow with its pages, QEMU's RSS does not."""
+    return VM(name, wd.path, mem_mib=gib * 1024,
+              extra_args=['-S', '-object',
+                          'memory-backend-ram,id=big,size=%dG,reserve=off'
+                          % gib, '-machine', 'memory-backend=big'])
+
+
 def qmp_latency_ms(vm, name, **args):
     t0 = time.monotonic()
     vm.cmd(name, **args)
@@ -423,11 +432,7 @@ class LargeGuestBqlTest(unittest.TestCase):
 
     def run_backend(self, backend):
         wd = Workdir()
-        vm = VM('bql', wd.path, mem_mib=16384,
-                extra_args=['-S', '-object',
-                            'memory-backend-ram,id=big,size=16G,'
-                            'reserve=off',
-                            '-machine', 'memory-backend=big'])
+        vm = lazy_guest('bql', wd, 16)
         vm.start()
         ok = False
         try:
@@ -494,11 +499,7 @@ class LargeGuestTest(unittest.TestCase):
 
     def test_64g_largest_window(self):
         wd = Workdir()
-        vm = VM('big', wd.path, mem_mib=65536,
-                extra_args=['-S', '-object',
-                            'memory-backend-ram,id=big,size=64G,'
-                            'reserve=off',
-                            '-machine', 'memory-backend=big'])
+        vm = lazy_guest('big', wd, 64)
         vm.start()
         ok = False
         try:
