@@ -11,7 +11,8 @@ memory verified on the destination; by default pre-copy starts at once and the d
 taken while it runs (no idle measuring), the paper's measure-first order
 stays available; the decision is visible over QMP and HMP; bad parameters
 and a missing 'postcopy-ram' are refused with clear errors; migrate_cancel
-while measuring (either order) leaves the source running intact; a warm
+while measuring (either order), or a destination lost while deciding,
+leaves the source running intact and the decision closed; a warm
 tracker window is used instead of measuring; peers make the
 classification a gang one; adaptive-* parameters changed and the
 tracker's commands issued while the migration measures neither crash it
@@ -361,6 +362,39 @@ class AdaptiveTest(unittest.TestCase):
         self.assertIn('the migration was cancelled'
                       if info['status'] == 'cancelled'
                       else 'the migration failed', a['reason'])
+        self.assertEqual(p.src.status(), 'running')
+        self.assertEqual(p.src.cmd('query-access-rate')['status'],
+                         'cancelled')
+        ok, lines = verify_workloads(p.src, len(READ))
+        self.assertTrue(ok, lines)
+
+    def test_destination_lost_while_deciding(self):
+        """The destination dies while pre-copy runs and the decision is
+        still pending: the migration fails, the source runs on intact,
+        and no query-migrate that says 'failed' shows a decision still
+        being measured (the decision used to be closed only when the
+        migration thread ended, after the state was final)."""
+        p = VmPair(READ)
+        self.addCleanup(p.close)
+        start_adaptive(p, {'max-bandwidth': 4 * 1048576})
+        time.sleep(1.5)
+        info = p.src.cmd('query-migrate')
+        self.assertEqual(info['adaptive']['phase'], 'measuring', info)
+        p.dst.proc.kill()
+        deadline = time.time() + 30
+        seen = 0
+        while time.time() < deadline:
+            info = p.src.cmd('query-migrate')
+            if info['status'] == 'failed':
+                seen += 1
+                a = info['adaptive']
+                self.assertEqual((a['phase'], a['trigger'],
+                                  a['algorithm']),
+                                 ('decided', 'ended', 'precopy'), info)
+                self.assertIn('the migration failed', a['reason'])
+                if seen >= 3:
+                    break
+        self.assertGreaterEqual(seen, 3, info)
         self.assertEqual(p.src.status(), 'running')
         self.assertEqual(p.src.cmd('query-access-rate')['status'],
                          'cancelled')
