@@ -14,7 +14,7 @@ TOP := $(CURDIR)
 STAMP := /var/lib/adaptive-migration
 
 .PHONY: all setup qemu build guest gang patches check-patch-sync demo check \
-        bench bench-quick bench-gang bench-tracker kvm-modules check-kvm bench-kvm linux kvm-patches \
+        bench bench-quick bench-gang bench-tracker bench-decision-cost kvm-modules check-kvm bench-kvm linux kvm-patches \
         clean distclean help
 
 all: build guest ## build QEMU and the test guest
@@ -75,6 +75,10 @@ bench-gang: build guest gang ## the earlier gang bench over local sockets
 # Guest throughput with the access-rate tracker on vs off (a ratio).
 bench-tracker: build guest ## guest throughput with the access-rate tracker on vs off
 	scripts/bench-tracker
+
+# What the adaptive decision's page sample costs the source (time, RSS).
+bench-decision-cost: build guest ## the decision's page sample: time and source RSS
+	scripts/bench-decision-cost
 
 # The KVM modules (kvm.ko, kvm-amd.ko, kvm-intel.ko) and the KVM selftests
 # of a kernel tree (default .cache/linux, or KVM_TREE=...) for Debian's
