@@ -14,7 +14,7 @@ TOP := $(CURDIR)
 STAMP := /var/lib/adaptive-migration
 
 .PHONY: all setup qemu build guest gang patches check-patch-sync demo check \
-        bench bench-quick bench-gang bench-tracker bench-decision-cost kvm-modules check-kvm bench-kvm linux kvm-patches \
+        bench bench-quick bench-gang bench-tracker bench-decision-cost soak fuzz kvm-modules check-kvm bench-kvm linux kvm-patches \
         clean distclean help
 
 all: build guest ## build QEMU and the test guest
@@ -75,6 +75,17 @@ bench-gang: build guest gang ## the earlier gang bench over local sockets
 # Guest throughput with the access-rate tracker on vs off (a ratio).
 bench-tracker: build guest ## guest throughput with the access-rate tracker on vs off
 	scripts/bench-tracker
+
+# Long runs of issue 13's tests: 30 adaptive migrations back and forth
+# (RSS and fds printed per migration), and the monitor fuzzer over five
+# seeds (make check runs short versions of both).
+soak: build guest ## 30 adaptive migrations back and forth, RSS and fds per migration
+	SOAK_N=30 tests/test-soak.py
+
+fuzz: build guest ## hostile QMP/HMP input, 5 seeds x 4000 cases
+	for seed in 1 2 3 4 5; do \
+	    scripts/fuzz-monitor --seed $$seed --cases 4000 || exit 1; \
+	done
 
 # What the adaptive decision's page sample costs the source (time, RSS).
 bench-decision-cost: build guest ## the decision's page sample: time and source RSS
