@@ -20,7 +20,7 @@ STAMP := /var/lib/adaptive-migration
 all: build guest ## build QEMU and the test guest
 
 help: ## this list
-	@awk -F':.*## ' '/^[a-z-]+:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' Makefile
+	@awk -F':.*## ' '/^[a-z-]+:.*## / { printf "  make %-20s %s\n", $$1, $$2 }' Makefile
 
 setup: ## install the Debian packages and apt sources the project needs
 	scripts/setup-host.sh
