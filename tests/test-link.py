@@ -148,6 +148,7 @@ class LinkTest(unittest.TestCase):
                     self.assertIn('predicted-blocktime', a)
                 out = src.hmp('info migrate')
                 self.assertRegex(out, r'measured: stream [0-9.]+ MiB/s, '
+                                 r'([0-9.]+ us a zero page, )?'
                                  r'round trip [0-9.]+ ms \([0-9.]+ ms '
                                  r'behind the stream\)')
                 ok = True
