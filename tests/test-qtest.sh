@@ -12,9 +12,6 @@ for t in access-rate-test migration-test; do
     ninja -C "$B" "tests/qtest/$t" > /dev/null
 done
 (cd "$B" && QTEST_QEMU_BINARY=./qemu-system-x86_64 ./tests/qtest/access-rate-test --verbose)
-paths=""
-for t in needs-postcopy busy-measuring fcm/reader model/reader model/writer \
-         guarded/mixed postcopy/recovery/plain; do
-    paths="$paths -p /x86_64/migration/adaptive/$t"
-done
+. "$top/tests/adaptive-qtests.sh"
+paths=$adaptive_qtest_paths
 (cd "$B" && QTEST_QEMU_BINARY=./qemu-system-x86_64 ./tests/qtest/migration-test --verbose $paths)

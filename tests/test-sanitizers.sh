@@ -23,11 +23,8 @@ cd "$B"
 echo "== tests/qtest/access-rate-test"
 QTEST_QEMU_BINARY=./qemu-system-x86_64 ./tests/qtest/access-rate-test
 echo "== tests/qtest/migration-test: the adaptive tests, plain pre- and post-copy"
-paths=""
-for t in needs-postcopy busy-measuring fcm/reader model/reader model/writer \
-         guarded/mixed postcopy/recovery/plain; do
-    paths="$paths -p /x86_64/migration/adaptive/$t"
-done
+. "$top/tests/adaptive-qtests.sh"
+paths=$adaptive_qtest_paths
 QTEST_QEMU_BINARY=./qemu-system-x86_64 ./tests/qtest/migration-test $paths \
     -p /x86_64/migration/precopy/unix/plain \
     -p /x86_64/migration/postcopy/plain
