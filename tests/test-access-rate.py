@@ -29,7 +29,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, 'scripts'))
 from amig.migrate import (migrate, start_workloads,  # noqa: E402
                           verify_workloads)
-from amig.vm import VM, Workdir  # noqa: E402
+from amig.vm import VM, Workdir, proc_status_kib  # noqa: E402
 
 K = 8192           # 32 MiB of distinct pages; the idle guest adds ~250
 READ_KEYS = ('read-rate', 'read-mbps', 'read-rate-predicted',
@@ -340,14 +340,6 @@ class TrackerMigrationTest(unittest.TestCase):
         # both dirty logging flags on at once: the tracker's, migration's
         self.assertEqual(self.migrate_with_tracker('dirty-log'),
                          [0x8, 0x9])
-
-
-def proc_status_kib(pid, field):
-    with open('/proc/%d/status' % pid) as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    raise KeyError(field)
 
 
 def vcpu_wakeups(pid, tids):

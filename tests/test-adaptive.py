@@ -394,6 +394,7 @@ class AdaptiveTest(unittest.TestCase):
                 self.assertIn('the migration failed', a['reason'])
                 if seen >= 3:
                     break
+            time.sleep(0.02)
         self.assertGreaterEqual(seen, 3, info)
         self.assertEqual(p.src.status(), 'running')
         self.assertEqual(p.src.cmd('query-access-rate')['status'],

@@ -26,7 +26,7 @@ from collections import Counter
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, 'scripts'))
 from amig.migrate import migrate, verify_workloads  # noqa: E402
-from amig.vm import VM, HarnessError, Workdir  # noqa: E402
+from amig.vm import VM, HarnessError, Workdir, proc_status_kib  # noqa: E402
 
 N = int(os.environ.get('SOAK_N', '6'))
 PARAMS = {'adaptive-window': 3000, 'adaptive-policy': 'fcm'}
@@ -46,12 +46,8 @@ def log(*args):
 def usage(vm):
     """(VmRSS in KiB, open fds) of VM's QEMU."""
     pid = vm.proc.pid
-    rss = 0
-    with open('/proc/%d/status' % pid) as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                rss = int(line.split()[1])
-    return rss, len(os.listdir('/proc/%d/fd' % pid))
+    return (proc_status_kib(pid, 'VmRSS'),
+            len(os.listdir('/proc/%d/fd' % pid)))
 
 
 def start_workload(vm, w, timeout=120):

@@ -276,6 +276,15 @@ class VM:
         self.console.close()
 
 
+def proc_status_kib(pid, field):
+    """A kB field of /proc/PID/status (VmRSS, VmSize...), in KiB."""
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
 def extra_qmp_sock(base, name):
     """Path of a second QMP socket for NAME in BASE (a QMP socket serves
     one client at a time: the coordinator gets one of its own)."""
