@@ -391,10 +391,9 @@ static void measure_all(void)
             if (!strcmp(st, "measured")) {
                 v->read_ok = json_is_true(json_object_get(
                     r, "read-rate-available"));
-                /* distinct MiB per second, as adaptive-peers takes them */
-                v->read_mbps = jnum(r, "read-bytes-per-sec", 0) / 1048576.0;
-                v->write_mbps = jnum(r, "write-bytes-per-sec", 0) /
-                                1048576.0;
+                /* distinct MiB per second (the report's unit) */
+                v->read_mbps = jnum(r, "read-bytes-per-sec", 0) / MiB;
+                v->write_mbps = jnum(r, "write-bytes-per-sec", 0) / MiB;
                 json_decref(r);
                 break;
             }
@@ -435,9 +434,11 @@ static void start_all(void)
         }
         for (int k = 0; k < g.n; k++) {
             if (k != i && g.vm[k].st != ST_FAILED) {
+                /* AdaptivePeer: bytes per second */
                 json_array_append_new(peers, json_pack(
-                    "{s:f,s:f}", "read-mbps", g.vm[k].read_mbps,
-                    "write-mbps", g.vm[k].write_mbps));
+                    "{s:f,s:f}",
+                    "read-bytes-per-sec", g.vm[k].read_mbps * MiB,
+                    "write-bytes-per-sec", g.vm[k].write_mbps * MiB));
             }
         }
         caps = json_pack("[{s:s,s:b},{s:s,s:b}]",

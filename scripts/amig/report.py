@@ -1,6 +1,8 @@
 """Plain-text tables of migration results."""
 # SPDX-License-Identifier: GPL-2.0-or-later
 
+from .adaptive import current, mibs, pages_mib
+
 COLUMNS = [
     ('guest', 'guest', '%s'),
     ('algorithm', 'mode', '%s'),
@@ -44,26 +46,29 @@ def decisions(rows):
     """One paragraph per adaptive run: what it measured and why it chose."""
     out = []
     for r in rows:
-        a = r.get('adaptive')
+        a = current(r.get('adaptive'))
         if not a:
             continue
         out.append('%s: %s -> %s (%s)' % (
             r.get('guest', '?'), a.get('class', '-'),
             a.get('algorithm', '-'), a.get('reason', '')))
-        if 'read-mbps' in a:
+        if 'read-bytes-per-sec' in a:
             out.append('    rates read %.1f / write %.1f MiB/s, working sets '
                        'read %.1f / write %.1f MiB, memberships r %.2f w %.2f '
                        'm %.2f, window %s' % (
-                           a['read-mbps'], a['write-mbps'],
-                           a['read-working-set'], a['write-working-set'],
+                           mibs(a['read-bytes-per-sec']),
+                           mibs(a['write-bytes-per-sec']),
+                           pages_mib(a['read-working-set']),
+                           pages_mib(a['write-working-set']),
                            a['membership-read'], a['membership-write'],
                            a['membership-mixed'],
                            'warm' if a['warm-window'] else 'measured'))
         for e in a.get('estimates', []):
             if e['converges']:
-                est = 'total %.2f s' % e['total-time']
+                # (QMP: milliseconds)
+                est = 'total %.2f s' % (e['total-time'] / 1000)
                 if 'downtime' in e:
-                    est += ', downtime %.3f s' % e['downtime']
+                    est += ', downtime %.3f s' % (e['downtime'] / 1000)
             else:
                 est = 'does not converge'
             out.append('    predicted %-8s %-11s %s' % (
