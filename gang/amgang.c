@@ -29,6 +29,7 @@
 #include <libvirt/libvirt-qemu.h>
 #include <libvirt/virterror.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@ typedef struct Qmp {
 } Qmp;
 
 static virConnectPtr libvirt_conn;
+static const char *libvirt_uri;     /* --connect, for libvirt:DOMAIN */
 
 typedef enum { ST_OK, ST_FAILED, ST_MIGRATING, ST_DONE } VmState;
 
@@ -68,6 +70,22 @@ typedef struct Vm {
     char status[32];
     json_t *last;       /* last query-migrate answer */
     bool postcopy_started;
+    /*
+     * Migrated by libvirt's API (source libvirt:DOMAIN, destination a
+     * libvirt connection URI): virDomainMigrate3() in a thread of its own.
+     */
+    bool lv;
+    virConnectPtr dconn;
+    virDomainPtr ddom;          /* the domain on the destination */
+    pthread_t th;
+    bool th_started;
+    int th_done;                /* set by the thread (atomic) */
+    int th_rc;
+    char th_err[400];
+    json_t *decision;           /* last 'adaptive' member seen */
+    bool saw_postcopy;          /* query-migrate said postcopy-active */
+    json_t *jobstats;           /* libvirt's completed-job statistics */
+    double th_t0, th_t1;        /* around virDomainMigrate3() */
 } Vm;
 
 static struct {
@@ -146,7 +164,8 @@ static int qmp_open_libvirt(Qmp *q, const char *name, char *err,
 {
     snprintf(q->path, sizeof(q->path), "libvirt:%s", name);
     if (!libvirt_conn) {
-        libvirt_conn = virConnectOpen(getenv("AMGANG_LIBVIRT_URI") ?:
+        libvirt_conn = virConnectOpen(libvirt_uri ?:
+                                      getenv("AMGANG_LIBVIRT_URI") ?:
                                       "qemu:///system");
     }
     if (!libvirt_conn) {
@@ -328,7 +347,14 @@ static void connect_all(void)
             vm_fail(v, "source unreachable: %s", err);
             continue;
         }
-        if (qmp_open(&v->dst, v->dst_path, err, sizeof(err)) < 0) {
+        if (v->lv) {
+            v->dconn = virConnectOpen(v->dst_path);
+            if (!v->dconn) {
+                vm_fail(v, "destination unreachable: %s: %s", v->dst_path,
+                        virGetLastErrorMessage());
+                continue;
+            }
+        } else if (qmp_open(&v->dst, v->dst_path, err, sizeof(err)) < 0) {
             vm_fail(v, "destination unreachable: %s", err);
             continue;
         }
@@ -417,6 +443,204 @@ static int alive(void)
     return n;
 }
 
+/*
+ * One libvirt domain's migration: virDomainMigrate3() (direct, as `virsh
+ * migrate` without --p2p: this process holds both connections), which
+ * blocks until the job ends.
+ */
+static void *lv_migrate(void *opaque)
+{
+    Vm *v = opaque;
+    virTypedParameterPtr params = NULL;
+    int nparams = 0, maxparams = 0;
+    int n = alive();
+    unsigned long long share = (unsigned long long)(n ? g.bandwidth / n
+                                                      : g.bandwidth);
+    bool pc = strcmp(g.scheme, "precopy") != 0;
+    unsigned int flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PERSIST_DEST |
+                         VIR_MIGRATE_UNDEFINE_SOURCE;
+
+    if (share < 1) {
+        share = 1;
+    }
+    if (pc) {
+        flags |= VIR_MIGRATE_POSTCOPY;
+    }
+    if (virTypedParamsAddString(&params, &nparams, &maxparams,
+                                VIR_MIGRATE_PARAM_URI, v->uri) < 0 ||
+        virTypedParamsAddULLong(&params, &nparams, &maxparams,
+                                VIR_MIGRATE_PARAM_BANDWIDTH, share) < 0 ||
+        (pc && virTypedParamsAddULLong(&params, &nparams, &maxparams,
+                                       VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY,
+                                       share) < 0)) {
+        snprintf(v->th_err, sizeof(v->th_err), "typed parameters: %s",
+                 virGetLastErrorMessage());
+        v->th_rc = -1;
+    } else {
+        v->th_t0 = now();
+        v->ddom = virDomainMigrate3(v->src.dom, v->dconn, params, nparams,
+                                    flags);
+        v->th_t1 = now();
+        if (!v->ddom) {
+            snprintf(v->th_err, sizeof(v->th_err), "virDomainMigrate3: %s",
+                     virGetLastErrorMessage());
+            v->th_rc = -1;
+        }
+    }
+    virTypedParamsFree(params, nparams);
+    __atomic_store_n(&v->th_done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* libvirt's statistics of the completed job, as a JSON object. */
+static json_t *lv_jobstats(virDomainPtr dom)
+{
+    virTypedParameterPtr p = NULL;
+    int np = 0, type = 0;
+    json_t *o;
+
+    if (!dom || virDomainGetJobStats(dom, &type, &p, &np,
+                                     VIR_DOMAIN_JOB_STATS_COMPLETED) < 0) {
+        return NULL;
+    }
+    o = json_object();
+    for (int i = 0; i < np; i++) {
+        json_t *x = NULL;
+
+        switch (p[i].type) {
+        case VIR_TYPED_PARAM_INT: x = json_integer(p[i].value.i); break;
+        case VIR_TYPED_PARAM_UINT: x = json_integer(p[i].value.ui); break;
+        case VIR_TYPED_PARAM_LLONG: x = json_integer(p[i].value.l); break;
+        case VIR_TYPED_PARAM_ULLONG:
+            x = json_integer((json_int_t)p[i].value.ul);
+            break;
+        case VIR_TYPED_PARAM_DOUBLE: x = json_real(p[i].value.d); break;
+        case VIR_TYPED_PARAM_BOOLEAN: x = json_boolean(p[i].value.b); break;
+        case VIR_TYPED_PARAM_STRING: x = json_string(p[i].value.s); break;
+        }
+        if (x) {
+            json_object_set_new(o, p[i].field, x);
+        }
+    }
+    virTypedParamsFree(p, np);
+    return o;
+}
+
+/*
+ * A libvirt migration's thread has ended: its result.  The source QEMU is
+ * gone after a success: the decision is the last 'adaptive' member
+ * query-migrate gave while the job ran; times and bytes are libvirt's
+ * completed-job statistics (on the destination, which libvirt gives them
+ * through the migration cookie; else the source's).
+ */
+static void lv_finish(Vm *v)
+{
+    json_t *last = v->last ? json_deep_copy(v->last) : json_object();
+    json_t *js, *ram;
+
+    pthread_join(v->th, NULL);
+    v->th_started = false;
+    js = lv_jobstats(v->ddom);
+    if (js && !json_object_get(js, VIR_DOMAIN_JOB_TIME_ELAPSED)) {
+        /* libvirt 9.0 keeps none on the destination after post-copy */
+        json_decref(js);
+        js = NULL;
+    }
+    if (!js && !v->ddom) {
+        js = lv_jobstats(v->src.dom);     /* failed: the source has it */
+    }
+    v->jobstats = js;
+    if (v->decision) {
+        json_object_set(last, "adaptive", v->decision);
+    }
+    json_object_set_new(last, "source-of-times",
+                        json_string(js ? "libvirt completed-job statistics"
+                                    : "amgang's clock around "
+                                      "virDomainMigrate3 (libvirt kept no "
+                                      "completed-job statistics)"));
+    if (!js && v->th_t1 > 0) {
+        json_object_set_new(last, "total-time", json_integer(
+            (json_int_t)((v->th_t1 - v->th_t0) * 1000)));
+        json_object_del(last, "downtime");  /* unknown: the source is gone */
+    }
+    if (js) {
+        json_object_set(last, "libvirt-job-stats", js);
+        json_object_set_new(last, "total-time", json_integer(
+            (json_int_t)jnum(js, VIR_DOMAIN_JOB_TIME_ELAPSED, -1)));
+        if (json_object_get(js, VIR_DOMAIN_JOB_DOWNTIME)) {
+            json_object_set_new(last, "downtime", json_integer(
+                (json_int_t)jnum(js, VIR_DOMAIN_JOB_DOWNTIME, -1)));
+        } else {
+            json_object_del(last, "downtime");
+        }
+        ram = json_object_get(last, "ram");
+        if (!json_is_object(ram)) {
+            ram = json_object();
+            json_object_set_new(last, "ram", ram);
+        }
+        if (json_object_get(js, VIR_DOMAIN_JOB_MEMORY_PROCESSED)) {
+            json_object_set_new(ram, "transferred", json_integer(
+                (json_int_t)jnum(js, VIR_DOMAIN_JOB_MEMORY_PROCESSED, 0)));
+        }
+        if (json_object_get(js, VIR_DOMAIN_JOB_MEMORY_POSTCOPY_REQS)) {
+            json_object_set_new(ram, "postcopy-requests", json_integer(
+                (json_int_t)jnum(js, VIR_DOMAIN_JOB_MEMORY_POSTCOPY_REQS,
+                                 0)));
+        }
+    }
+    json_object_set_new(last, "postcopy-seen", json_boolean(v->saw_postcopy));
+    json_decref(v->last);
+    v->last = last;
+    if (v->th_rc < 0) {
+        json_object_set_new(last, "status", json_string("failed"));
+        vm_fail(v, "%s", v->th_err);
+        return;
+    }
+    json_object_set_new(last, "status", json_string("completed"));
+    snprintf(v->status, sizeof(v->status), "completed");
+    v->st = ST_DONE;
+}
+
+/* Poll a libvirt migration: query-migrate through QMP while it runs. */
+static int lv_poll(Vm *v)
+{
+    char err[400];
+    json_t *r, *a;
+    const char *st;
+
+    if (__atomic_load_n(&v->th_done, __ATOMIC_ACQUIRE)) {
+        lv_finish(v);
+        return 0;
+    }
+    /* fails once the source QEMU is gone, or between libvirt's steps */
+    r = qmp_cmd(&v->src, "query-migrate", NULL, err, sizeof(err));
+    if (!r) {
+        return 1;
+    }
+    st = json_string_value(json_object_get(r, "status"));
+    if (st && *st) {
+        snprintf(v->status, sizeof(v->status), "%s", st);
+        v->saw_postcopy |= !strncmp(st, "postcopy", 8);
+        a = json_object_get(r, "adaptive");
+        if (json_is_object(a)) {
+            json_decref(v->decision);
+            v->decision = json_incref(a);
+            v->saw_postcopy |= !strcmp(json_string_value(json_object_get(
+                a, "ran")) ?: "", "postcopy");
+        }
+        json_decref(v->last);
+        v->last = r;
+        if (!strcmp(g.scheme, "postcopy") && !v->postcopy_started &&
+            !strcmp(st, "active")) {
+            v->postcopy_started = virDomainMigrateStartPostCopy(v->src.dom,
+                                                                0) == 0;
+        }
+    } else {
+        json_decref(r);
+    }
+    return 1;
+}
+
 static void start_all(void)
 {
     int n = alive();
@@ -440,6 +664,30 @@ static void start_all(void)
                     "read-bytes-per-sec", g.vm[k].read_mbps * MiB,
                     "write-bytes-per-sec", g.vm[k].write_mbps * MiB));
             }
+        }
+        if (v->lv) {
+            /*
+             * libvirt has no API for these: 'adaptive' and its
+             * parameters through QMP.  postcopy-ram, the bandwidths and
+             * the URI are virDomainMigrate3()'s (libvirt sets them at
+             * the start of the job); the downtime limit has its API.
+             */
+            if (!vm_cmd(v, &v->src, "migrate-set-capabilities",
+                        json_pack("{s:[{s:s,s:b}]}", "capabilities",
+                                  "capability", "adaptive", "state",
+                                  adaptive)) ||
+                !vm_cmd(v, &v->src, "migrate-set-parameters",
+                        json_pack("{s:o,s:s,s:i}", "adaptive-peers", peers,
+                                  "adaptive-policy", g.policy,
+                                  "adaptive-window", g.window_ms))) {
+                continue;
+            }
+            if (virDomainMigrateSetMaxDowntime(v->src.dom, g.downtime_ms,
+                                               0) < 0) {
+                vm_fail(v, "virDomainMigrateSetMaxDowntime: %s",
+                        virGetLastErrorMessage());
+            }
+            continue;
         }
         caps = json_pack("[{s:s,s:b},{s:s,s:b}]",
                          "capability", "postcopy-ram", "state", pc,
@@ -470,6 +718,15 @@ static void start_all(void)
         if (v->st == ST_FAILED) {
             continue;
         }
+        if (v->lv) {
+            if (pthread_create(&v->th, NULL, lv_migrate, v)) {
+                vm_fail(v, "cannot start a thread");
+                continue;
+            }
+            v->th_started = true;
+            v->st = ST_MIGRATING;
+            continue;
+        }
         if (vm_cmd(v, &v->src, "migrate", json_pack("{s:s}", "uri", v->uri))) {
             v->st = ST_MIGRATING;
             if (!strcmp(g.scheme, "postcopy")) {
@@ -496,6 +753,12 @@ static void wait_all(void)
             const char *st;
 
             if (v->st != ST_MIGRATING) {
+                continue;
+            }
+            if (v->lv) {
+                running += lv_poll(v);
+                off += snprintf(line + off, sizeof(line) - off, " %s:%s",
+                                v->name, v->status);
                 continue;
             }
             r = qmp_cmd(&v->src, "query-migrate", NULL, err, sizeof(err));
@@ -539,7 +802,14 @@ static void wait_all(void)
         }
         if (now() - t0 > g.timeout_s) {
             for (int i = 0; i < g.n; i++) {
-                if (g.vm[i].st == ST_MIGRATING) {
+                if (g.vm[i].st == ST_MIGRATING && g.vm[i].lv) {
+                    /* libvirt's own cancel; its thread then returns */
+                    virDomainAbortJob(g.vm[i].src.dom);
+                    pthread_join(g.vm[i].th, NULL);
+                    g.vm[i].th_started = false;
+                    vm_fail(&g.vm[i], "timed out after %d s; aborted",
+                            g.timeout_s);
+                } else if (g.vm[i].st == ST_MIGRATING) {
                     vm_cmd(&g.vm[i], &g.vm[i].src, "migrate_cancel", NULL);
                     vm_fail(&g.vm[i], "timed out after %d s; cancelled",
                             g.timeout_s);
@@ -608,7 +878,7 @@ static void report(void)
         if (v->st == ST_DONE) {
             done++;
             overall_time = fmax(overall_time, total);
-            overall_down += down;
+            overall_down += isnan(down) ? 0 : down;
         }
         printf("%-10s %-6s %-9s %9s %11s %9s %10.0f %11s  %s\n",
                v->name, cls ? cls : "-", alg, fmt(total, "%.0f"),
@@ -656,7 +926,15 @@ static void usage(FILE *f)
         "  --vm NAME,SRC_QMP,DST_QMP,URI  a VM: source and destination QMP\n"
         "                       unix socket paths and the migration URI;\n"
         "                       SRC_QMP may be libvirt:DOMAIN (QMP through\n"
-        "                       libvirt, qemu:///system or $AMGANG_LIBVIRT_URI)\n"
+        "                       libvirt, --connect URI, $AMGANG_LIBVIRT_URI or\n"
+        "                       qemu:///system)\n"
+        "  --vm NAME,libvirt:DOMAIN,DEST_LIBVIRT_URI,MIGRATION_URI\n"
+        "                       migrate through libvirt's API\n"
+        "                       (virDomainMigrate3: live, post-copy allowed,\n"
+        "                       persistent on the destination, undefined on\n"
+        "                       the source), e.g. --vm web,libvirt:web,\n"
+        "                       qemu+tcp://host-b/system,tcp://host-b:49152\n"
+        "  --connect URI        libvirt connection of the sources\n"
         "  --bandwidth MIB      bandwidth of the gang, split equally (64)\n"
         "  --scheme S           adaptive | precopy | postcopy |\n"
         "                       postcopy-after-precopy (adaptive)\n"
@@ -693,9 +971,18 @@ static bool add_vm(const char *spec)
     snprintf(v->dst_path, sizeof(v->dst_path), "%s", f[2]);
     snprintf(v->uri, sizeof(v->uri), "%s", f[3]);
     v->src.fd = v->dst.fd = -1;
+    /* libvirt:DOMAIN to a libvirt URI: libvirt's migration API */
+    v->lv = !strncmp(f[1], "libvirt:", 8) && strstr(f[2], "://");
     free(copy);
     g.n++;
     return true;
+}
+
+/* libvirt's errors are reported by amgang, not printed by libvirt */
+static void lv_quiet(void *opaque, virErrorPtr err)
+{
+    (void)opaque;
+    (void)err;
 }
 
 int main(int argc, char **argv)
@@ -711,6 +998,7 @@ int main(int argc, char **argv)
         { "weight-n", required_argument, NULL, 'n' },
         { "timeout", required_argument, NULL, 't' },
         { "json", required_argument, NULL, 'j' },
+        { "connect", required_argument, NULL, 'C' },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { 0 }
@@ -734,6 +1022,7 @@ int main(int argc, char **argv)
         case 'n': g.n_weight = atof(optarg); break;
         case 't': g.timeout_s = atoi(optarg); break;
         case 'j': g.json_out = optarg; break;
+        case 'C': libvirt_uri = optarg; break;
         case 'q': g.quiet = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -747,6 +1036,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    virSetErrorFunc(NULL, lv_quiet);
     connect_all();
     if (alive()) {
         measure_all();
@@ -760,6 +1050,14 @@ int main(int argc, char **argv)
         qmp_close(&g.vm[i].src);
         qmp_close(&g.vm[i].dst);
         json_decref(g.vm[i].last);
+        json_decref(g.vm[i].decision);
+        json_decref(g.vm[i].jobstats);
+        if (g.vm[i].ddom) {
+            virDomainFree(g.vm[i].ddom);
+        }
+        if (g.vm[i].dconn) {
+            virConnectClose(g.vm[i].dconn);
+        }
     }
     if (libvirt_conn) {
         virConnectClose(libvirt_conn);

@@ -77,10 +77,9 @@ def qapi(l):
                  'AdaptiveEstimate', 'AdaptiveInputs', 'AdaptiveInfo'):
         r.append((qdef(l, name), DECIDE))
     # MigrationInfo.adaptive
-    r.append((span(l, r'^# @adaptive: the decision of the @adaptive',
-                   r'^#     and after it runs'), REPORT))
-    r.append((span(l, r'^# @unstable: Member @adaptive is experimental',
-                   r'^# @unstable: Member @adaptive is experimental'), REPORT))
+    a = find(l, r'^# @adaptive: the decision of the @adaptive')
+    u = find(l, r'^# @unstable: Member @adaptive is experimental', a)
+    r.append(((a, u + 2), REPORT))      # with the '#' lines around
     i = find(l, r"'\*adaptive': \{ 'type': 'AdaptiveInfo',")
     r.append(((i, i + 2), REPORT))      # the line before ends the member
     # the capability
