@@ -86,6 +86,7 @@ typedef struct Vm {
     bool saw_postcopy;          /* query-migrate said postcopy-active */
     json_t *jobstats;           /* libvirt's completed-job statistics */
     double th_t0, th_t1;        /* around virDomainMigrate3() */
+    double th_share;            /* its bandwidth, MiB/s, set before */
 } Vm;
 
 static struct {
@@ -443,6 +444,14 @@ static int alive(void)
     return n;
 }
 
+/* Each VM's equal share of --bandwidth, MiB/s. */
+static double bw_share(void)
+{
+    int n = alive();
+
+    return n ? g.bandwidth / n : g.bandwidth;
+}
+
 /*
  * One libvirt domain's migration: virDomainMigrate3() (direct, as `virsh
  * migrate` without --p2p: this process holds both connections), which
@@ -453,9 +462,7 @@ static void *lv_migrate(void *opaque)
     Vm *v = opaque;
     virTypedParameterPtr params = NULL;
     int nparams = 0, maxparams = 0;
-    int n = alive();
-    unsigned long long share = (unsigned long long)(n ? g.bandwidth / n
-                                                      : g.bandwidth);
+    unsigned long long share = (unsigned long long)v->th_share;
     bool pc = strcmp(g.scheme, "precopy") != 0;
     unsigned int flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PERSIST_DEST |
                          VIR_MIGRATE_UNDEFINE_SOURCE;
@@ -643,8 +650,7 @@ static int lv_poll(Vm *v)
 
 static void start_all(void)
 {
-    int n = alive();
-    double share = n ? g.bandwidth / n : g.bandwidth;
+    double share = bw_share();
     bool adaptive = !strcmp(g.scheme, "adaptive");
     bool pc = strcmp(g.scheme, "precopy") != 0;
 
@@ -719,6 +725,7 @@ static void start_all(void)
             continue;
         }
         if (v->lv) {
+            v->th_share = share;
             if (pthread_create(&v->th, NULL, lv_migrate, v)) {
                 vm_fail(v, "cannot start a thread");
                 continue;
@@ -843,7 +850,7 @@ static void report(void)
     double overall_time = 0, overall_down = 0;
     int done = 0;
     json_t *out = json_object(), *vms = json_array();
-    double share = g.bandwidth / (alive() ? alive() : 1);
+    double share = bw_share();
 
     printf("\n%-10s %-6s %-9s %9s %11s %9s %10s %11s  %s\n", "vm", "class",
            "algorithm", "total ms", "downtime ms", "MiB sent", "weight",

@@ -29,15 +29,13 @@ it); every guest's memory verifies on B.
 import importlib.util
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 import unittest
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, 'scripts'))
-SCRIPT = os.path.join(TOP, 'scripts', 'libvirt-hosts')
+from amig.hosts import HostsTestCase  # noqa: E402
 AMGANG = os.path.join(TOP, 'out', 'amgang')
 LOGS = os.path.join(TOP, 'out', 'test-logs', 'gang-libvirt')
 
@@ -64,51 +62,16 @@ def missing():
 
 
 def domain_xml(name):
-    xml = lvh.domain_xml().replace(lvh.NAME, name)
-    return xml.replace("<memory unit='MiB'>256</memory>",
-                       "<memory unit='MiB'>%d</memory>" % MEM_MIB)
+    from amig.vm import libvirt_domain_xml
+    return libvirt_domain_xml(name, lvh.CONSOLE.replace(lvh.NAME, name),
+                              MEM_MIB, on_poweroff='destroy')
 
 
-class GangLibvirtTest(unittest.TestCase):
+class GangLibvirtTest(HostsTestCase):
 
-    @classmethod
-    def setUpClass(cls):
-        from amig.hosts import Hosts
-        cls.t_start = time.monotonic()
-        cls.failed = False
-        cls.h = None
-        p = subprocess.run([SCRIPT, 'up', '--rate', str(RATE_MIBS),
-                            '--delay', str(DELAY_MS)],
-                           capture_output=True, text=True, timeout=120)
-        print(p.stdout, p.stderr)
-        if p.returncode:
-            subprocess.run([SCRIPT, 'down'], capture_output=True,
-                           timeout=120)
-            raise AssertionError('libvirt-hosts up: %s' % p.stderr)
-        cls.h = Hosts.load()
-        print('hosts up in %.1f s' % (time.monotonic() - cls.t_start))
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.h and (cls.failed or os.environ.get('AMHOSTS_KEEP_LOGS')):
-            shutil.rmtree(LOGS, ignore_errors=True)
-            for x in ('a', 'b'):
-                shutil.copytree(cls.h.path(x, 'log'),
-                                os.path.join(LOGS, x), dirs_exist_ok=True)
-            for f in os.listdir(cls.h.base):
-                if f.startswith(('console-', 'gang')):
-                    shutil.copy(os.path.join(cls.h.base, f), LOGS)
-            print('logs kept in %s' % LOGS)
-        p = subprocess.run([SCRIPT, 'down'], capture_output=True, text=True,
-                           timeout=120)
-        print(p.stdout, p.stderr)
-        print('whole test: %.1f s' % (time.monotonic() - cls.t_start))
-
-    def run(self, result=None):
-        result = super().run(result)
-        if result and (result.failures or result.errors):
-            type(self).failed = True
-        return result
+    LOGS = LOGS
+    KEEP = ('console-', 'gang')
+    RATE_MIBS, DELAY_MS = RATE_MIBS, DELAY_MS
 
     def domains(self, host):
         return self.h.virsh(host, 'list', '--all', '--name').split()

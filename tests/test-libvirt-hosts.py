@@ -47,7 +47,7 @@ import unittest
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, 'scripts'))
-SCRIPT = os.path.join(TOP, 'scripts', 'libvirt-hosts')
+from amig.hosts import HostsTestCase  # noqa: E402
 
 RATE_MIBS, DELAY_MS = 64, 5
 READ = ['hold 32', 'read 8']
@@ -74,34 +74,11 @@ def missing():
     return None
 
 
-def domain_xml():
-    from amig.vm import BUILD, GUEST_DIR, KERNEL_APPEND, QEMU_BIN
+def domain_xml(mem_mib=256):
+    from amig.vm import libvirt_domain_xml
     # the serial console's socket is under /var/lib/libvirt, private to
     # each host: the same XML gives a socket of its own on each side
-    return """<domain type='qemu'>
-  <name>%s</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>%s/vmlinuz</kernel>
-    <initrd>%s/initramfs.gz</initrd>
-    <cmdline>%s</cmdline>
-  </os>
-  <features><acpi/></features>
-  <on_poweroff>destroy</on_poweroff>
-  <devices>
-    <emulator>%s</emulator>
-    <serial type='unix'><source mode='bind' path='%s'/>
-      <target port='0'/></serial>
-    <memballoon model='none'/>
-  </devices>
-  <qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
-    <qemu:arg value='-L'/><qemu:arg value='%s/pc-bios/optionrom'/>
-    <qemu:arg value='-L'/><qemu:arg value='/usr/share/seabios'/>
-  </qemu:commandline>
-</domain>
-""" % (NAME, GUEST_DIR, GUEST_DIR, KERNEL_APPEND, QEMU_BIN, CONSOLE, BUILD)
+    return libvirt_domain_xml(NAME, CONSOLE, mem_mib, on_poweroff='destroy')
 
 
 class Watch:
@@ -169,45 +146,11 @@ def lifecycle(events):
                       events)
 
 
-class LibvirtHostsTest(unittest.TestCase):
+class LibvirtHostsTest(HostsTestCase):
 
-    @classmethod
-    def setUpClass(cls):
-        from amig.hosts import Hosts
-        cls.t_start = time.monotonic()
-        cls.failed = False
-        p = subprocess.run([SCRIPT, 'up', '--rate', str(RATE_MIBS),
-                            '--delay', str(DELAY_MS)],
-                           capture_output=True, text=True, timeout=120)
-        print(p.stdout, p.stderr)
-        if p.returncode:
-            raise AssertionError('libvirt-hosts up: %s' % p.stderr)
-        cls.h = Hosts.load()
-        print('hosts up in %.1f s' % (time.monotonic() - cls.t_start))
-
-    @classmethod
-    def tearDownClass(cls):
-        # keep the hosts' logs (libvirtd, virtlogd, QEMU, events) of a
-        # failed run, or of every run with AMHOSTS_KEEP_LOGS=1
-        if cls.failed or os.environ.get('AMHOSTS_KEEP_LOGS'):
-            shutil.rmtree(LOGS, ignore_errors=True)
-            for x in ('a', 'b'):
-                shutil.copytree(cls.h.path(x, 'log'),
-                                os.path.join(LOGS, x), dirs_exist_ok=True)
-            for f in os.listdir(cls.h.base):
-                if f.startswith('events-'):
-                    shutil.copy(os.path.join(cls.h.base, f), LOGS)
-            print('logs kept in %s' % LOGS)
-        p = subprocess.run([SCRIPT, 'down'], capture_output=True, text=True,
-                           timeout=120)
-        print(p.stdout, p.stderr)
-        print('whole test: %.1f s' % (time.monotonic() - cls.t_start))
-
-    def run(self, result=None):
-        result = super().run(result)
-        if result and (result.failures or result.errors):
-            type(self).failed = True
-        return result
+    LOGS = LOGS
+    KEEP = ('events-',)
+    RATE_MIBS, DELAY_MS = RATE_MIBS, DELAY_MS
 
     # -- helpers -----------------------------------------------------------
     def virsh(self, host, *args):
@@ -255,6 +198,24 @@ class LibvirtHostsTest(unittest.TestCase):
         for x in ('a', 'b'):
             print('events on %s:\n%s' % (self.h.name(x), events[x]))
         return p, events, w, dt
+
+    def migrate_adaptive(self, frm, to, label):
+        """`virsh migrate --postcopy` from FRM to TO, which must succeed
+        with QEMU's decision taken: (the source's last query-migrate, its
+        'adaptive' member, the events, the Watch, the time)."""
+        start = self.h.log_offset(frm)
+        p, events, w, dt = self.migrate(
+            frm, to, '--postcopy', '--bandwidth', str(RATE_MIBS),
+            '--postcopy-bandwidth', str(RATE_MIBS))
+        self.show_polls(w)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn('Migration: [100 %]', p.stderr + p.stdout)
+        ret = self.decision(frm, start)
+        a = ret['adaptive']
+        print('%s: %s; %s' % (label, ret['status'], a.get('reason')))
+        self.assertEqual(ret['status'], 'completed', ret)
+        self.assertEqual(a['phase'], 'decided', a)
+        return ret, a, events, w, dt
 
     def decision(self, host, start):
         """The last 'adaptive' member the source QEMU on HOST answered
@@ -364,18 +325,7 @@ class LibvirtHostsTest(unittest.TestCase):
         self.assertIn('adaptive-policy: fcm',
                       self.virsh('a', 'qemu-monitor-command', NAME, '--hmp',
                                  'info migrate_parameters'))
-        start = self.h.log_offset('a')
-        p, events, w, dt = self.migrate(
-            'a', 'b', '--postcopy', '--bandwidth', str(RATE_MIBS),
-            '--postcopy-bandwidth', str(RATE_MIBS))
-        self.show_polls(w)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn('Migration: [100 %]', p.stderr + p.stdout)
-        ret = self.decision('a', start)
-        a = ret['adaptive']
-        print('read-heavy: %s; %s' % (ret['status'], a.get('reason')))
-        self.assertEqual(ret['status'], 'completed', ret)
-        self.assertEqual(a['phase'], 'decided', a)
+        ret, a, events, w, dt = self.migrate_adaptive('a', 'b', 'read-heavy')
         self.assertEqual(a['policy'], 'fcm', a)
         self.assertEqual(a['class'], 'read', a)
         self.assertEqual(a['algorithm'], 'precopy', a)
@@ -405,18 +355,7 @@ class LibvirtHostsTest(unittest.TestCase):
                     'capabilities': [{'capability': 'adaptive',
                                       'state': True}]}})))
         self.assertEqual(out.get('return'), {}, out)
-        start = self.h.log_offset('b')
-        p, events, w, dt = self.migrate(
-            'b', 'a', '--postcopy', '--bandwidth', str(RATE_MIBS),
-            '--postcopy-bandwidth', str(RATE_MIBS))
-        self.show_polls(w)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn('Migration: [100 %]', p.stderr + p.stdout)
-        ret = self.decision('b', start)
-        a = ret['adaptive']
-        print('write-heavy: %s; %s' % (ret['status'], a.get('reason')))
-        self.assertEqual(ret['status'], 'completed', ret)
-        self.assertEqual(a['phase'], 'decided', a)
+        ret, a, events, w, dt = self.migrate_adaptive('b', 'a', 'write-heavy')
         self.assertEqual(a['policy'], 'model', a)
         self.assertEqual(a['algorithm'], 'postcopy', a)
         self.assertEqual(a['ran'], 'postcopy', a)

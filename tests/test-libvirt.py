@@ -19,8 +19,8 @@ import unittest
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, 'scripts'))
 from amig.migrate import start_workloads, verify_workloads  # noqa: E402
-from amig.vm import (BUILD, GUEST_DIR, KERNEL_APPEND, QEMU_BIN,  # noqa: E402
-                     VM, Console, Workdir)
+from amig.vm import (VM, Console, Workdir,  # noqa: E402
+                     libvirt_domain_xml)
 
 URI = 'qemu:///system'
 AMGANG = os.path.join(TOP, 'out', 'amgang')
@@ -33,32 +33,6 @@ def virsh(*args, check=True):
     if check and p.returncode:
         raise AssertionError('virsh %s: %s' % (' '.join(args), p.stderr))
     return p.stdout.strip()
-
-
-def domain_xml(name, console):
-    return """<domain type='qemu'>
-  <name>%s</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>%s/vmlinuz</kernel>
-    <initrd>%s/initramfs.gz</initrd>
-    <cmdline>%s</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <emulator>%s</emulator>
-    <serial type='unix'><source mode='bind' path='%s'/>
-      <target port='0'/></serial>
-    <memballoon model='none'/>
-  </devices>
-  <qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
-    <qemu:arg value='-L'/><qemu:arg value='%s/pc-bios/optionrom'/>
-    <qemu:arg value='-L'/><qemu:arg value='/usr/share/seabios'/>
-  </qemu:commandline>
-</domain>
-""" % (name, GUEST_DIR, GUEST_DIR, KERNEL_APPEND, QEMU_BIN, console, BUILD)
 
 
 def incoming_argv(name, dst):
@@ -98,7 +72,7 @@ class LibvirtTest(unittest.TestCase):
         con_path = os.path.join(wd.path, 'console.sock')
         xml = os.path.join(wd.path, 'dom.xml')
         with open(xml, 'w') as f:
-            f.write(domain_xml(name, con_path))
+            f.write(libvirt_domain_xml(name, con_path))
         dst = None
         con = Console(con_path, os.path.join(wd.path, 'console.log'))
         try:

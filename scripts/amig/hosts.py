@@ -34,11 +34,15 @@ import signal
 import subprocess
 import sys
 import time
+import unittest
 import uuid
 
 from .link import ADDR_A, ADDR_B, Link, build_amlink, have_netem
 
 BASE = os.environ.get('AMHOSTS_DIR', '/run/amhosts')
+# the command that brings the hosts up and down
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))), 'libvirt-hosts')
 NAMES = {'a': 'amhost-a', 'b': 'amhost-b'}
 ADDRS = {'a': ADDR_A, 'b': ADDR_B}
 TCP_PORT = 16509
@@ -468,3 +472,53 @@ class Hosts:
         if not keep and os.path.exists(self.base):
             shutil.rmtree(self.base, ignore_errors=True)
         log('hosts down%s' % (' (kept %s)' % self.base if keep else ''))
+
+
+class HostsTestCase(unittest.TestCase):
+    """A test class that brings the two hosts up (scripts/libvirt-hosts
+    up, RATE_MIBS and DELAY_MS) before its tests and down after them,
+    keeping the hosts' logs (libvirtd, virtlogd, QEMU) and the files of
+    the hosts' directory that start with KEEP in LOGS after a failed
+    run, or after every run with AMHOSTS_KEEP_LOGS=1."""
+
+    RATE_MIBS, DELAY_MS = 64, 5
+    LOGS = None
+    KEEP = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.t_start = time.monotonic()
+        cls.failed = False
+        cls.h = None
+        p = subprocess.run([SCRIPT, 'up', '--rate', str(cls.RATE_MIBS),
+                            '--delay', str(cls.DELAY_MS)],
+                           capture_output=True, text=True, timeout=120)
+        print(p.stdout, p.stderr)
+        if p.returncode:
+            subprocess.run([SCRIPT, 'down'], capture_output=True,
+                           timeout=120)
+            raise AssertionError('libvirt-hosts up: %s' % p.stderr)
+        cls.h = Hosts.load()
+        print('hosts up in %.1f s' % (time.monotonic() - cls.t_start))
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.h and (cls.failed or os.environ.get('AMHOSTS_KEEP_LOGS')):
+            shutil.rmtree(cls.LOGS, ignore_errors=True)
+            for x in ('a', 'b'):
+                shutil.copytree(cls.h.path(x, 'log'),
+                                os.path.join(cls.LOGS, x), dirs_exist_ok=True)
+            for f in os.listdir(cls.h.base):
+                if f.startswith(cls.KEEP):
+                    shutil.copy(os.path.join(cls.h.base, f), cls.LOGS)
+            print('logs kept in %s' % cls.LOGS)
+        p = subprocess.run([SCRIPT, 'down'], capture_output=True, text=True,
+                           timeout=120)
+        print(p.stdout, p.stderr)
+        print('whole test: %.1f s' % (time.monotonic() - cls.t_start))
+
+    def run(self, result=None):
+        result = super().run(result)
+        if result and (result.failures or result.errors):
+            type(self).failed = True
+        return result

@@ -309,3 +309,35 @@ class Workdir:
     def done(self, ok):
         if ok and not self.keep:
             shutil.rmtree(self.path, ignore_errors=True)
+
+
+def libvirt_domain_xml(name, console, mem_mib=256, on_poweroff=None):
+    """A libvirt domain running the build's QEMU under TCG with the test
+    guest: 1 vCPU, MEM_MIB of RAM, the serial port on the unix socket
+    CONSOLE, no balloon; SeaBIOS and the built option ROMs through -L."""
+    poweroff = ('  <on_poweroff>%s</on_poweroff>\n' % on_poweroff
+                if on_poweroff else '')
+    return """<domain type='qemu'>
+  <name>%s</name>
+  <memory unit='MiB'>%d</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>%s/vmlinuz</kernel>
+    <initrd>%s/initramfs.gz</initrd>
+    <cmdline>%s</cmdline>
+  </os>
+  <features><acpi/></features>
+%s  <devices>
+    <emulator>%s</emulator>
+    <serial type='unix'><source mode='bind' path='%s'/>
+      <target port='0'/></serial>
+    <memballoon model='none'/>
+  </devices>
+  <qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+    <qemu:arg value='-L'/><qemu:arg value='%s/pc-bios/optionrom'/>
+    <qemu:arg value='-L'/><qemu:arg value='/usr/share/seabios'/>
+  </qemu:commandline>
+</domain>
+""" % (name, mem_mib, GUEST_DIR, GUEST_DIR, KERNEL_APPEND, poweroff,
+       QEMU_BIN, console, BUILD)

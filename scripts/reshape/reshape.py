@@ -75,7 +75,7 @@ def qdef(lines, name):
     e = find(lines, r'^\s*$', find(lines, r"^\{ '", i))
     return (s + 1, e + 1)
 
-def tags_for(path, lines, spec):
+def tags_for(lines, spec):
     """Tag of each final line (1-based index), from the spec."""
     default, rules = spec
     tag = [default] * (len(lines) + 1)
@@ -115,9 +115,11 @@ def version(path, k, spec, base_text, final_lines, hs, tag):
                 out[os_ - 1:os_ - 1 + ol] = new
     return out
 
-def build(spec_mod, msgs, transforms, npatches, dry=False):
+def build(spec_mod, msgs, transforms, npatches):
     env = dict(os.environ)
-    idx = tempfile.mktemp()
+    fd, idx = tempfile.mkstemp()
+    os.close(fd)
+    os.unlink(idx)     # git makes the index file itself
     env['GIT_INDEX_FILE'] = idx
     parent = git('rev-parse', BASE).decode().strip()
     data = {}
@@ -126,15 +128,14 @@ def build(spec_mod, msgs, transforms, npatches, dry=False):
             raise SystemExit('no spec for ' + f)
         ft = show(FINAL, f)
         fl = ft.split('\n')
+        mode = git('ls-tree', FINAL, '--', f).decode().split()[0]
         data[f] = (show(BASE, f), fl, hunks(f),
-                   tags_for(f, fl, spec_mod[f]))
-    prev = {}
+                   tags_for(fl, spec_mod[f]), mode)
     commits = []
     for k in range(1, npatches + 1):
         git('read-tree', parent, env=env)
-        changed = 0
         for f in files:
-            bt, fl, hs, tag = data[f]
+            bt, fl, hs, tag, mode = data[f]
             lines = version(f, k, spec_mod[f], bt, fl, hs, tag)
             text = '\n'.join(lines)
             if f in transforms:
@@ -143,10 +144,7 @@ def build(spec_mod, msgs, transforms, npatches, dry=False):
                 lint(f, k, text, bt, '\n'.join(fl))
             if bt is None and text.strip() == '':
                 continue        # new file, nothing yet
-            if text != (bt if bt is not None else None):
-                pass
             blob = git('hash-object', '-w', '--stdin', inp=text.encode()).decode().strip()
-            mode = git('ls-tree', FINAL, '--', f).decode().split()[0]
             git('update-index', '--add', '--cacheinfo', '%s,%s,%s' % (mode, blob, f), env=env)
         tree = git('write-tree', env=env).decode().strip()
         if commits and tree == git('rev-parse', commits[-1] + '^{tree}').decode().strip():
