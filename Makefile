@@ -14,7 +14,7 @@ TOP := $(CURDIR)
 STAMP := /var/lib/adaptive-migration
 
 .PHONY: all setup qemu build guest gang patches check-patch-sync demo check \
-        bench bench-quick bench-gang bench-tracker bench-decision-cost soak fuzz kvm-modules check-kvm bench-kvm linux kvm-patches \
+        bench bench-quick bench-libvirt bench-gang bench-tracker bench-decision-cost soak fuzz kvm-modules check-kvm bench-kvm linux kvm-patches \
         clean distclean help
 
 all: build guest ## build QEMU and the test guest
@@ -59,7 +59,7 @@ check: build guest gang linux ## run every test (tests/run)
 # Every scheme (fixed, the operators' rules, adaptive) on every workload
 # over emulated links (data centre, LAN, WAN; scaled to TCG), with the
 # per-cell oracle and regrets: out/bench/link/ (progress on stderr).
-bench: build guest ## the emulated-link benchmark, whole matrix (about 45 min): out/bench/link/
+bench: build guest gang ## the emulated-link benchmark, whole matrix (about 60 min): out/bench/link/
 	scripts/bench-link
 
 # A small subset of it, in a few minutes: out/bench/link-quick/.
@@ -68,6 +68,9 @@ bench-quick: build guest ## a subset of it (a few minutes): out/bench/link-quick
 
 # The earlier gang bench over local sockets: the paper's four VMs, then
 # the redis set (out/bench/paper/, out/bench/redis/).
+bench-libvirt: build guest gang ## the benchmark's libvirt workload set alone (two libvirt hosts, ~12 min)
+	scripts/bench-link --workload libvirt4 --out out/bench/link-libvirt
+
 bench-gang: build guest gang ## the earlier gang bench over local sockets
 	scripts/bench-gang --workset paper
 	scripts/bench-gang --workset redis

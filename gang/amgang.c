@@ -637,8 +637,15 @@ static int lv_poll(Vm *v)
         }
         json_decref(v->last);
         v->last = r;
-        if (!strcmp(g.scheme, "postcopy") && !v->postcopy_started &&
-            !strcmp(st, "active")) {
+        /*
+         * The fixed schemes switch as virsh does (migrate-postcopy,
+         * --postcopy-after-precopy: after the first pass), through
+         * libvirt's API.
+         */
+        if (!v->postcopy_started && !strcmp(st, "active") &&
+            (!strcmp(g.scheme, "postcopy") ||
+             (!strcmp(g.scheme, "postcopy-after-precopy") &&
+              jnum(json_object_get(r, "ram"), "dirty-sync-count", 0) >= 2))) {
             v->postcopy_started = virDomainMigrateStartPostCopy(v->src.dom,
                                                                 0) == 0;
         }

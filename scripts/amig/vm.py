@@ -311,12 +311,22 @@ class Workdir:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-def libvirt_domain_xml(name, console, mem_mib=256, on_poweroff=None):
+def libvirt_domain_xml(name, console, mem_mib=256, on_poweroff=None,
+                       qmp=None):
     """A libvirt domain running the build's QEMU under TCG with the test
     guest: 1 vCPU, MEM_MIB of RAM, the serial port on the unix socket
-    CONSOLE, no balloon; SeaBIOS and the built option ROMs through -L."""
+    CONSOLE, no balloon; SeaBIOS and the built option ROMs through -L.
+    QMP: the path of a second QMP socket (a server; libvirt holds the
+    first), which the domain keeps when it migrates: its destination
+    QEMU listens on the same path on the other host."""
     poweroff = ('  <on_poweroff>%s</on_poweroff>\n' % on_poweroff
                 if on_poweroff else '')
+    extra = ''
+    if qmp:
+        extra = ("    <qemu:arg value='-chardev'/><qemu:arg value='socket,"
+                 "id=amqmp,path=%s,server=on,wait=off'/>\n"
+                 "    <qemu:arg value='-mon'/><qemu:arg value='chardev=amqmp,"
+                 "mode=control'/>\n" % qmp)
     return """<domain type='qemu'>
   <name>%s</name>
   <memory unit='MiB'>%d</memory>
@@ -337,7 +347,7 @@ def libvirt_domain_xml(name, console, mem_mib=256, on_poweroff=None):
   <qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
     <qemu:arg value='-L'/><qemu:arg value='%s/pc-bios/optionrom'/>
     <qemu:arg value='-L'/><qemu:arg value='/usr/share/seabios'/>
-  </qemu:commandline>
+%s  </qemu:commandline>
 </domain>
 """ % (name, mem_mib, GUEST_DIR, GUEST_DIR, KERNEL_APPEND, poweroff,
-       QEMU_BIN, console, BUILD)
+       QEMU_BIN, console, BUILD, extra)
