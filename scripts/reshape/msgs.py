@@ -253,7 +253,56 @@ logging alone and never touches the dirty log; in those slots a page
 counts as written until dirty logging resets it, which the schema
 documents.
 """
-M[11] = """tests/qtest/migration: boot blocks that read, or read and write
+M[11] = """migration/access-rate: add the damon backend
+
+On a KVM host whose kernel has no KVM_CAP_ACCESS_COUNTS (a stock
+distribution kernel) the tracker falls back to the dirty-log backend:
+writes only, the read rate unavailable, and the adaptive decision rests
+on half the data.  Linux's DAMON (CONFIG_DAMON_VADDR, CONFIG_DAMON_SYSFS,
+in Debian's and other distributions' kernels) monitors a process's
+virtual memory by sampling accessed bits, and reaches KVM's stage-2
+accessed bits through the MMU notifiers (clear_young, test_young).
+
+Add a 'damon' backend, between kvm and dirty-log in the enum, so that
+the default choice under KVM is kvm, then damon, then dirty-log.  Its
+start() adds a kdamond through DAMON's sysfs interface: one context with
+the vaddr operations on QEMU's own pid; as the target's regions, guest
+RAM (the migratable RAMBlocks' host ranges) cut into 1000 pieces, which
+DAMON then neither merges nor splits (its own region update is pushed
+out of the measurement); sampling every 50 ms (the tracker's default
+scan period) and aggregating every 500 ms; and a 'stat' scheme that
+matches the regions accessed in an aggregation.  A thread asks the
+kdamond for those regions in a loop ('update_schemes_tried_regions':
+Linux 6.12 polls for the end of each request every 100 ms).  DAMON
+checks one page of a region, at random, per sample, so the share of a
+region's samples that found an access is the share of its pages
+accessed per scan: collect() counts that share of each region's pages
+from the newest snapshot, chosen by a fixed per-page rank, less the
+pages the dirty log saw written since the snapshot before.  Writes come
+from the dirty-log backend's machinery, now exported through a header:
+a dirty memory client of its own, so migration keeps every dirty page.
+stop() turns the kdamond off and removes it.
+
+DAMON's sysfs interface adds a kdamond only while none runs, so with one
+running (the operator's, another QEMU's) the backend is busy.  A
+backend may now give its reason to refuse (check()), which
+calc-access-rate with an explicit backend reports: DAMON missing, busy,
+or not permitted; the default choice skips it then.  Another optional
+hook (fill_info()) lets a backend report its own settings:
+query-access-rate's 'damon' member gives the sampling settings, the
+snapshots taken and the mean size of the accessed regions, the
+granularity of the read figures; 'info access_rate' prints them.
+
+Tested nested (Debian's 6.12 kernel under TCG with SVM, its own
+unmodified kvm and kvm-amd, an L2 guest under -accel kvm): the default
+choice is damon; a guest reading 8 MiB in a loop is told from one
+writing 8 MiB by the distinct bytes read and written per second; a
+kdamond of somebody else's makes calc-access-rate refuse 'damon' as
+busy and the default choice fall back to dirty-log; the adaptive
+capability chooses pre-copy for the reader and post-copy for the writer
+with damon's figures.
+"""
+M[12] = """tests/qtest/migration: boot blocks that read, or read and write
 
 The migration tests' x86 boot block writes one byte of every page from
 1 MiB to 100 MiB in a loop.  Tests of a tracker of reads and writes,
@@ -268,7 +317,7 @@ each).  The patches assert the bytes they replace, so a change of the
 boot block fails loudly.  MigrateStart.boot_access picks the variant;
 the default is the writer, so the existing tests are unchanged.
 """
-M[12] = """tests/qtest: add access-rate-test
+M[13] = """tests/qtest: add access-rate-test
 
 Test the access-rate tracker with the boot-sector guests, so that the
 working sets can be checked against exact page counts (a Linux guest's
@@ -285,7 +334,7 @@ naming the parameter, and nothing starts.
 Measured: tcg working sets read/write 1/25344 (write guest), 25345/0
 (read guest), 12545/12544 (mixed); dirty-log 25344, 0, 12544.
 """
-M[13] = """migration: add the adaptive migration decision engine
+M[14] = """migration: add the adaptive migration decision engine
 
 A migration that chooses between pre-copy and post-copy per VM (next
 patches) has to classify the VM as read-intensive, write-intensive or
@@ -328,7 +377,7 @@ our measurements (all of RAM assumed sent though QEMU skips zero pages,
 a stop-copy at max-bandwidth though it is not rate-limited); they are
 kept as references, the loop models decide.
 """
-M[14] = """migration: add the 'adaptive' capability
+M[15] = """migration: add the 'adaptive' capability
 
 Operators pick pre-copy or post-copy by hand, per cluster, although the
 right choice depends on each VM: pre-copy suffers with guests that
@@ -342,7 +391,7 @@ restricting the choice to pre-copy.  The check is at migrate, not in
 migrate_caps_check(): libvirt turns postcopy-ram on just before it
 migrates, after an operator may have set 'adaptive'.
 """
-M[15] = """migration: add the adaptive-* migration parameters
+M[16] = """migration: add the adaptive-* migration parameters
 
 adaptive-policy (model, guarded, fcm), adaptive-objective (guest-stall,
 total-time, downtime, time-product), adaptive-smoothing,
@@ -354,7 +403,7 @@ the tracker's own rules, peers finite and non-negative), settable over
 QMP and HMP (peers as READ:WRITE,... in MiB/s) and shown by info
 migrate_parameters.  All are marked unstable.
 """
-M[16] = """migration/adaptive: choose pre-copy or post-copy per VM
+M[17] = """migration/adaptive: choose pre-copy or post-copy per VM
 
 With the 'adaptive' capability, the migration starts at once as
 pre-copy while the access-rate tracker measures the guest, and decides
@@ -413,7 +462,7 @@ becomes final, so that a client reacting to the MIGRATION event sees it
 closed.  Trace event migration_adaptive_decision says what was chosen
 and why, migration_adaptive_sample_pages what the page sample cost.
 """
-M[17] = """migration/adaptive: report the decision in query-migrate
+M[18] = """migration/adaptive: report the decision in query-migrate
 
 query-migrate gains an 'adaptive' member, unstable, while and after the
 capability runs: phase, policy and objective, when and on what it
@@ -422,14 +471,14 @@ memberships, every model's estimate, the loop models' inputs, the
 algorithm and the reason, the chosen algorithm's predictions and, once
 completed, what was measured against them.
 """
-M[18] = """migration/adaptive: show the decision in 'info migrate'
+M[19] = """migration/adaptive: show the decision in 'info migrate'
 
 HMP 'info migrate' prints the adaptive decision: the access rates and
 working sets (MiB/s, MiB), the class, each model's estimate, what was
 measured for the loop models, the predictions and the outcome (seconds),
 the algorithm and why, and when it was decided.
 """
-M[19] = """docs/devel/migration: document the adaptive capability
+M[20] = """docs/devel/migration: document the adaptive capability
 
 What the capability does, from the measurement to the switch, its
 parameters and report, with an example of 'info migrate' taken through
@@ -438,7 +487,7 @@ accelerator, the quantities that are assumed rather than measured (the
 non-iterable device state, the stream's rate before any page was
 sent).
 """
-M[20] = """tests/qtest/migration: test the adaptive capability
+M[21] = """tests/qtest/migration: test the adaptive capability
 
 Add the capability's tests to the migration qtest framework, with the
 boot-block guests (MigrateStart.boot_access), under TCG
@@ -466,14 +515,5 @@ the destination; the writer's memory is checked by migrate_end().
 The tests use the i440FX machine: under TCG, SeaBIOS 1.16.2's AHCI
 probe of the q35 boot disk times out after 32 s before it boots.  The
 seven tests take about a minute.
-"""
-M[21] = """MAINTAINERS: add the access-rate tracker and the adaptive capability
-
-The files of the access-rate tracker (its core, its tcg, kvm and
-dirty-log backends, the window arithmetic) and of the adaptive
-migration capability (the decision, its models, the tests and the
-documentation) get an entry of their own beside the dirty page rate's,
-with the migration maintainers as reviewers; migration/ and qapi/
-files stay theirs.
 """
 MSGS = {k: v + SOB for k, v in M.items()}

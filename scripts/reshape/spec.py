@@ -4,9 +4,9 @@ import re, sys
 sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.abspath(__file__)))
 from reshape import cfunc, line, span, qdef, find
 
-(FIX, WIN, CORE, TCG, QMP, HMP, MEM, DLOG, HDR, KVM, BOOT, ARTEST, ENGINE,
- CAP, PARAMS, DECIDE, REPORT, HMPINFO, DOCS, QTESTS) = range(1, 21)
-N = 20
+(FIX, WIN, CORE, TCG, QMP, HMP, MEM, DLOG, HDR, KVM, DAMON, BOOT, ARTEST,
+ ENGINE, CAP, PARAMS, DECIDE, REPORT, HMPINFO, DOCS, QTESTS) = range(1, 22)
+N = 21
 
 def R(*pairs):
     return lambda lines: [(f(lines), t) for f, t in pairs]
@@ -21,12 +21,25 @@ def access_rate_c(l):
             (cfunc(l, 'qmp_query_access_rate'), QMP),
             (cfunc(l, 'hmp_calc_access_rate'), HMP),
             (cfunc(l, 'hmp_cancel_access_rate'), HMP),
-            (cfunc(l, 'hmp_info_access_rate'), HMP)]
+            (cfunc(l, 'hmp_info_access_rate'), HMP),
+            # the damon backend's hooks: its reason to refuse, its report
+            (span(l, r'^        if \(backends\[kind\] && backends\[kind\]->check\)',
+                  r'^        \}$'), DAMON),
+            (span(l, r'^        if \(ar.backend->fill_info\)', r'^        \}$'), DAMON),
+            (span(l, r'^    if \(info->damon\) \{', r'^    \}$'), DAMON)]
+
+def access_rate_h(l):
+    c = find(l, r'Optional: the same, with the reason when not')
+    f = find(l, r'Optional: add what is particular to the backend')
+    return [((c, c + 4), DAMON),        # from the '/*' line to the member
+            ((f + 1, f + 2), DAMON)]
 
 def trace(l):
     a = find(l, r'^# access-rate-dirty-log.c')
+    d = find(l, r'^# access-rate-damon.c')
     b = find(l, r'^# adaptive.c')
     return [((a, a + 2), DLOG),
+            ((d, d + 3), DAMON),
             ((b, b + 3), DECIDE)]
 
 def migration_c(l):
@@ -93,8 +106,14 @@ def qapi(l):
                  'AccessRateWorkingSetPoint', 'AccessRateInfo'):
         r.append((qdef(l, name), CORE))
     k = find(l, r'^# @kvm: the accessed and dirty bits')
+    m = find(l, r'^# @damon: for KVM on host kernels without')
     d = find(l, r'^# @dirty-log: the dirty logging')
-    r.append(((k, d), KVM))             # @kvm doc and the blank line after
+    r.append(((k, m), KVM))             # @kvm doc and the blank line after
+    r.append(((m + 1, d), DAMON))
+    r.append((qdef(l, 'AccessRateDamonInfo'), DAMON))
+    i = find(l, r'^# @damon: how the damon backend samples')
+    r.append(((i + 1, i + 2), DAMON))   # with the '#' line after
+    r.append((line(l, r"^            '\*damon': 'AccessRateDamonInfo' \} \}"), DAMON))
     e = find(l, r'^# Since: 10.1', d)
     r.append(((d + 1, e - 1), DLOG))
     for name in ('calc-access-rate', 'cancel-access-rate', 'query-access-rate'):
@@ -102,6 +121,11 @@ def qapi(l):
     return r
 
 def qapi_transform(k, text):
+    if k < DAMON:
+        text = text.replace("'data': ['tcg', 'kvm', 'damon', 'dirty-log'] }",
+                            "'data': ['tcg', 'kvm', 'dirty-log'] }")
+        text = text.replace("'*working-set-curve': ['AccessRateWorkingSetPoint'],\n",
+                            "'*working-set-curve': ['AccessRateWorkingSetPoint'] } }\n")
     if k < KVM:
         text = text.replace("'data': ['tcg', 'kvm', 'dirty-log'] }",
                             "'data': ['tcg', 'dirty-log'] }")
@@ -149,7 +173,9 @@ def maintainers(l):
              'include/migration/access-window.h': WIN,
              'include/migration/adaptive-model.h': ENGINE,
              'include/system/access-rate.h': CORE,
+             'migration/access-rate-damon.c': DAMON,
              'migration/access-rate-dirty-log.c': DLOG,
+             'migration/access-rate-dirty-log.h': DLOG,
              'migration/access-rate.c': CORE,
              'migration/access-window.c': WIN,
              'migration/adaptive-model.c': ENGINE,
@@ -183,17 +209,20 @@ SPEC = {
     'include/migration/access-window.h': (WIN, None),
     'include/migration/adaptive-model.h': (ENGINE, None),
     'include/monitor/hmp.h': (HMP, None),
-    'include/system/access-rate.h': (CORE, None),
+    'include/system/access-rate.h': (CORE, access_rate_h),
     'include/system/kvm_int.h': (KVM, None),
     'linux-headers/linux/kvm.h': (HDR, None),
+    'migration/access-rate-damon.c': (DAMON, None),
     'migration/access-rate-dirty-log.c': (DLOG, None),
+    'migration/access-rate-dirty-log.h': (DLOG, None),
     'migration/access-rate.c': (CORE, access_rate_c),
     'migration/access-window.c': (WIN, None),
     'migration/adaptive-model.c': (ENGINE, None),
     'migration/adaptive.c': (DECIDE, adaptive_c),
     'migration/adaptive.h': (DECIDE, adaptive_h),
     'migration/meson.build': (CORE, R((lambda l: line(l, r"^  'adaptive-model.c',"), ENGINE),
-                                      (lambda l: line(l, r"^  'access-window.c',"), WIN))),
+                                      (lambda l: line(l, r"^  'access-window.c',"), WIN),
+                                      (lambda l: span(l, r"^if host_os == 'linux'$", r'^endif$'), DAMON))),
     'migration/migration-hmp-cmds.c': (PARAMS, hmp_cmds),
     'migration/migration.c': (DECIDE, migration_c),
     'migration/migration.h': (DECIDE, migration_h),
