@@ -213,7 +213,8 @@ M[9] = """linux-headers: add KVM_GET_ACCESS_COUNTS and KVM_CAP_ACCESS_COUNTS
 
 The access-rate tracker's kvm backend needs the uapi of a proposed KVM
 interface, "KVM: x86: Add KVM_GET_ACCESS_COUNTS to sample A/D bits of a
-memslot", which is not upstream.  These are the lines
+memslot" and "KVM: x86/mmu: Let access-counting VMs have dirty bits set
+only by writes", which is not upstream.  These are the lines
 scripts/update-linux-headers.sh brings in from a 6.12 tree with that
 series applied; the rest of the file stays at QEMU 10.0's header base,
 which is newer than 6.12 and must not be downgraded.
@@ -252,6 +253,12 @@ Migration is unaffected: KVM leaves the dirty bits of slots with dirty
 logging alone and never touches the dirty log; in those slots a page
 counts as written until dirty logging resets it, which the schema
 documents.
+
+Where KVM offers KVM_ACCESS_COUNTS_DIRTY_ON_WRITE (KVM_ENABLE_CAP of the
+capability), start() turns it on: KVM otherwise maps a page that the
+guest only reads writable and dirty when it maps it again (after KSM,
+compaction or NUMA balancing zapped it), and it would count as written.
+It stays on after the measurement.
 """
 M[11] = """migration/access-rate: add the damon backend
 
