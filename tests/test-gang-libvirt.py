@@ -169,7 +169,18 @@ class GangLibvirtTest(HostsTestCase):
             self.assertEqual(v['status'], 'completed', v)
             self.assertEqual(v['bandwidth-mbps'], RATE_MIBS / len(GANG))
             self.assertEqual(a['peers'], len(GANG) - 1, a)
-            if cls == 'read':
+            if 'class' not in a:
+                # amgang reads the decision by polling query-migrate
+                # through libvirt, a domain after the other, about a
+                # second a call under load: once in four runs a
+                # reader's pre-copy ended before a poll saw the decided
+                # state, and the source QEMU, which holds it, was gone
+                # (docs/development.md).  Its algorithm is checked below.
+                print('%s: amgang saw no decision before the source '
+                      'ended: %s' % (name, a))
+                self.assertEqual(cls, 'read', a)
+                self.assertFalse(q['postcopy-seen'], q)
+            elif cls == 'read':
                 self.assertEqual(a['class'], 'read', a)
             else:
                 # Two near-identical writers and two near-identical
