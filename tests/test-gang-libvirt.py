@@ -77,20 +77,14 @@ class GangLibvirtTest(HostsTestCase):
         return self.h.virsh(host, 'list', '--all', '--name').split()
 
     def console(self, host, name):
-        from amig.vm import Console
-        con = Console(self.h.path(host, 'lib', 'qemu', name + '.console'),
-                      os.path.join(self.h.base, 'console-%s-%s.log' %
-                                   (name, host)))
-        con.connect(timeout=30)
-        self.addCleanup(con.close)
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                con.run('stty -echo 2>/dev/null; true', timeout=5)
-                return type('G', (), {'console': con, 'name': name})
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
+        """The domain on HOST, its console attached and its shell up."""
+        from amig.lvgang import Domain
+        d = Domain(self.h, name, MEM_MIB, self.h.base)
+        d.side = host
+        d.attach()
+        self.addCleanup(d.console.close)
+        d.wait_boot()
+        return d
 
     def cleanup_domains(self):
         for x in ('a', 'b'):
